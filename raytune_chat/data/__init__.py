@@ -1,0 +1,54 @@
+"""Messages, conversation transforms, prompt templates, and row → sample tokenization."""
+
+from raytune_chat.data._collate import (
+    PackedCollate,
+    PaddedCollate,
+    padded_collate_packed,
+    padded_collate_sft,
+)
+from raytune_chat.data._common import (
+    CROSS_ENTROPY_IGNORE_IDX,
+    REJECT_REASONS,
+    MaskingStrategy,
+    RowRejected,
+)
+from raytune_chat.data._message_transforms import OpenAIToMessages, ShareGPTToMessages
+from raytune_chat.data._messages import Message, Role, validate_messages
+from raytune_chat.data._packing import PackedRows, pack_window
+from raytune_chat.data._prompt_templates import (
+    ChatMLTemplate,
+    GrammarErrorCorrectionTemplate,
+    PromptTemplate,
+    PromptTemplateInterface,
+    QuestionAnswerTemplate,
+    SummarizeTemplate,
+    resolve_prompt_template,
+)
+from raytune_chat.data._sample import shifted_labels, tokenize_row
+
+__all__ = [
+    "CROSS_ENTROPY_IGNORE_IDX",
+    "REJECT_REASONS",
+    "ChatMLTemplate",
+    "GrammarErrorCorrectionTemplate",
+    "MaskingStrategy",
+    "Message",
+    "OpenAIToMessages",
+    "PackedCollate",
+    "PackedRows",
+    "PaddedCollate",
+    "PromptTemplate",
+    "PromptTemplateInterface",
+    "QuestionAnswerTemplate",
+    "Role",
+    "RowRejected",
+    "ShareGPTToMessages",
+    "SummarizeTemplate",
+    "resolve_prompt_template",
+    "shifted_labels",
+    "tokenize_row",
+    "validate_messages",
+    "pack_window",
+    "padded_collate_packed",
+    "padded_collate_sft",
+]

@@ -1,0 +1,170 @@
+"""tiktoken BPE base tokenizer: a BPE file (e.g. Llama3's ``tokenizer.model``) + special ids."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tiktoken import Encoding
+
+# Runs of more than 25k characters without whitespace (or of only whitespace) are cut every
+# 25k characters, where torchtune cuts them, so pathological inputs stay fast
+# (openai/tiktoken#195). Deliberate difference: torchtune also cuts every 400k characters,
+# which can split a word and change its ids; we do not, so the ids of any text without
+# such runs are exactly those of one plain encode call.
+MAX_NO_WHITESPACE_CHARS = 25_000
+
+_RUNS = re.compile(r"\s+|\S+")
+
+# One Encoding per (BPE file contents, pattern, special tokens) per process: unpickling a
+# tokenizer in a worker that already has one does not parse the file again.
+_ENCODINGS: dict[tuple[str, str, tuple[tuple[str, int], ...]], Encoding] = {}
+_LOCK = threading.Lock()
+
+
+def read_bytes(path: str) -> bytes:
+    """Read a local file, or a remote one (``s3://...``) through fsspec."""
+    if "://" in path:
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _parse_ranks(data: bytes) -> dict[bytes, int]:
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def split_long_runs(text: str, max_run: int = MAX_NO_WHITESPACE_CHARS) -> list[str]:
+    """Cut ``text`` so no piece holds more than ``max_run`` consecutive (non-)whitespace.
+
+    A run starting at ``p`` is cut at ``p + max_run``, ``p + 2 * max_run``, ... exactly where
+    torchtune's character loop cuts it.
+
+    Example:
+        >>> split_long_runs("aaaaa bb", max_run=2)
+        ['aa', 'aa', 'a bb']
+    """
+    pieces, start = [], 0
+    for match in _RUNS.finditer(text):
+        run_start, run_end = match.span()
+        cut = run_start + max_run
+        while cut < run_end:
+            pieces.append(text[start:cut])
+            start = cut
+            cut += max_run
+    pieces.append(text[start:])
+    return pieces
+
+
+class TikTokenBaseTokenizer:
+    """A tiktoken ``Encoding`` built from a BPE rank file, with chunked encoding.
+
+    Special tokens are registered so they decode, but text is always encoded as plain text:
+    ``"<|eot_id|>"`` typed in a message becomes ordinary tokens, never the special id.
+
+    The file is read once; pickling carries its bytes (so a worker needs no access to the
+    path) and unpickling reuses the process's cached ``Encoding`` when there is one.
+
+    Args:
+        path: BPE file (``tokenizer.model`` of Llama3, or a ``.tiktoken`` file); local or
+            an fsspec URL.
+        name: name given to the tiktoken ``Encoding``.
+        pattern: pre-tokenizer regex.
+        bos_id: beginning-of-sequence id.
+        eos_id: end-of-sequence id.
+        special_tokens: special token string → id.
+
+    Example:
+        >>> from tests.assets.build_assets import cl100k_bpe_path
+        >>> from raytune_chat.models.llama3._tokenizer import CL100K_PATTERN
+        >>> tt = TikTokenBaseTokenizer(str(cl100k_bpe_path()), name="cl100k",
+        ...     pattern=CL100K_PATTERN, bos_id=128000, eos_id=128001,
+        ...     special_tokens={"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001})
+        >>> tt.encode("Hello world", add_bos=True, add_eos=True)
+        [128000, 9906, 1917, 128001]
+    """
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        pattern: str,
+        bos_id: int,
+        eos_id: int,
+        special_tokens: Mapping[str, int],
+        *,
+        _bpe_bytes: bytes | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.name = name
+        self.pattern = pattern
+        self.bos_id = bos_id
+        self.eos_id = eos_id
+        self.special_tokens = dict(special_tokens)
+        self._bpe_bytes = read_bytes(self.path) if _bpe_bytes is None else _bpe_bytes
+        self._encoding = self._get_encoding()
+        self.base_vocab_size = len(self._encoding._mergeable_ranks)
+        self.vocab_size = self._encoding.n_vocab
+
+    def _get_encoding(self) -> Encoding:
+        digest = hashlib.sha256(self._bpe_bytes).hexdigest()
+        key = (digest, self.pattern, tuple(sorted(self.special_tokens.items())))
+        with _LOCK:
+            encoding = _ENCODINGS.get(key)
+            if encoding is None:
+                encoding = Encoding(
+                    name=self.name,
+                    pat_str=self.pattern,
+                    mergeable_ranks=_parse_ranks(self._bpe_bytes),
+                    special_tokens=self.special_tokens,
+                )
+                _ENCODINGS[key] = encoding
+        return encoding
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_encoding"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._encoding = self._get_encoding()
+
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
+        """Encode text as plain text (special-token strings stay text).
+
+        Like torchtune, empty text gives ``[]`` (no bos/eos).
+        """
+        if not text:
+            return []
+        encode = self._encoding.encode_ordinary
+        if len(text) <= MAX_NO_WHITESPACE_CHARS:
+            tokens = encode(text)
+        else:
+            tokens = []
+            for piece in split_long_runs(text):
+                tokens.extend(encode(piece))
+        if add_bos:
+            tokens.insert(0, self.bos_id)
+        if add_eos:
+            tokens.append(self.eos_id)
+        return tokens
+
+    def decode(self, token_ids: Sequence[int], truncate_at_eos: bool = True) -> str:
+        """Decode ids (special ids decode to their strings); optionally stop at the first eos."""
+        ids = list(token_ids)
+        if truncate_at_eos and self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        return self._encoding.decode(ids)
