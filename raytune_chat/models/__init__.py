@@ -1,0 +1,1 @@
+"""Model families (builders, tokenizers) and checkpoint key conversion."""
