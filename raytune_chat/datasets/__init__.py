@@ -1,0 +1,32 @@
+"""Chat datasets streamed with Ray Data (torchtune's ``torchtune.datasets`` names).
+
+Example:
+    >>> from raytune_chat.datasets import chat_dataset  # doctest: +SKIP
+    >>> ds = chat_dataset(tokenizer, source="json", data_files="data/my_data.json",
+    ...                   split="train", conversation_column="dialogue",
+    ...                   conversation_style="sharegpt")  # doctest: +SKIP
+    >>> collate = chat_dataset_info(ds).collate_fn()  # doctest: +SKIP
+"""
+
+from raytune_chat.datasets._chat_dataset import chat_dataset, save_tokenized
+from raytune_chat.datasets._collate_fns import PackedCollateFn, PaddedCollateFn
+from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects
+from raytune_chat.datasets._stats import (
+    ChatDatasetInfo,
+    ChatDatasetStats,
+    chat_dataset_info,
+    dataset_stats,
+)
+
+__all__ = [
+    "ChatDatasetInfo",
+    "ChatDatasetStats",
+    "PackedCollateFn",
+    "PaddedCollateFn",
+    "TooManyRejectedRows",
+    "chat_dataset",
+    "chat_dataset_info",
+    "dataset_stats",
+    "read_rejects",
+    "save_tokenized",
+]

@@ -1,0 +1,226 @@
+"""The tokenization map stage: raw records in, tokenized rows out, bad rows quarantined.
+
+Plain Python (numpy/pyarrow), no Ray import: ``chat_dataset`` runs :class:`TokenizeRows` in
+a Ray actor pool, so ``__init__`` (which receives the tokenizer once) runs once per actor and
+``__call__`` once per batch. Each record is decoded (UTF-8), parsed (JSON), checked to be an
+object and handed to :func:`raytune_chat.data.tokenize_row`; any failure becomes a
+quarantine record with a reason code instead of an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from raytune_chat.datasets._quarantine import (
+    QuarantineWriter,
+    TooManyRejectedRows,
+    make_reject,
+    summarize_reasons,
+)
+
+__all__ = ["TOKENIZED_SCHEMA", "TokenizeRows", "build_message_transform", "parse_row"]
+
+TOKENIZED_SCHEMA = pa.schema(
+    [
+        ("tokens", pa.list_(pa.int32())),
+        ("labels", pa.list_(pa.int32())),
+        ("num_tokens", pa.int32()),
+        ("num_trained_tokens", pa.int32()),
+        ("truncated", pa.bool_()),
+    ]
+)
+STYLES = ("sharegpt", "openai")
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def build_message_transform(
+    conversation_style: str,
+    *,
+    conversation_column: str,
+    train_on_input: bool = False,
+    new_system_prompt: str | None = None,
+) -> Any:
+    """The foundation's row -> messages transform for a conversation style.
+
+    Raises:
+        ValueError: unknown ``conversation_style``.
+    """
+    from raytune_chat.data import OpenAIToMessages, ShareGPTToMessages
+
+    if conversation_style == "sharegpt":
+        cls, key = ShareGPTToMessages, "conversations"
+    elif conversation_style == "openai":
+        cls, key = OpenAIToMessages, "messages"
+    else:
+        raise ValueError(f"conversation_style must be one of {STYLES}, got {conversation_style!r}")
+    return cls(
+        train_on_input=train_on_input,
+        column_map={key: conversation_column},
+        new_system_prompt=new_system_prompt,
+    )
+
+
+def parse_row(raw: bytes) -> dict[str, Any]:
+    """Decode and parse one raw record into a row mapping.
+
+    Raises:
+        _Rejected: with reason ``invalid_utf8``, ``invalid_json`` or ``not_an_object``.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Rejected("invalid_utf8", f"not valid UTF-8: {exc}") from None
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Rejected("invalid_json", f"not valid JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise _Rejected("not_an_object", f"a row must be a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _list_array(rows: list[np.ndarray]) -> pa.ListArray:
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    values = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(np.int32)))
+
+
+class TokenizeRows:
+    """Map-stage callable: a ``RECORD_SCHEMA`` batch -> a ``TOKENIZED_SCHEMA`` table.
+
+    Args:
+        tokenizer: a foundation tokenizer (picklable; unpickled once per actor).
+        conversation_style: ``"sharegpt"`` or ``"openai"``.
+        conversation_column: the column holding the conversation.
+        train_on_input: also train on system/user turns.
+        new_system_prompt: replace every system turn with this one.
+        rejected_path: folder or URI for quarantine files.
+        storage_options: fsspec options for ``rejected_path``.
+        max_rejected_fraction: stop when more rows than this share are rejected ...
+        rejected_check_min_rows: ... once this actor has seen at least this many rows.
+        shuffle_seed: when set, rows of each batch are permuted with a seed derived from it
+            and from the batch's first record (a reproducible local shuffle).
+        filter_fn: drop parsed rows for which this returns False (before tokenization).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokenizer: Any,
+        conversation_style: str,
+        conversation_column: str,
+        train_on_input: bool = False,
+        new_system_prompt: str | None = None,
+        rejected_path: str,
+        storage_options: Mapping[str, Any] | None = None,
+        max_rejected_fraction: float = 0.01,
+        rejected_check_min_rows: int = 1000,
+        shuffle_seed: int | None = None,
+        filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        from raytune_chat.data import RowRejected, tokenize_row
+
+        self._tokenize_row, self._row_rejected = tokenize_row, RowRejected
+        self._tokenizer = tokenizer
+        self._transform = build_message_transform(
+            conversation_style,
+            conversation_column=conversation_column,
+            train_on_input=train_on_input,
+            new_system_prompt=new_system_prompt,
+        )
+        self._writer = QuarantineWriter(rejected_path, storage_options)
+        self._max_fraction = max_rejected_fraction
+        self._min_rows = rejected_check_min_rows
+        self._shuffle_seed = shuffle_seed
+        self._filter_fn = filter_fn
+        self._seen = 0
+        self._reasons: Counter[str] = Counter()
+
+    def _tokenize(self, raw: bytes, error: str | None) -> dict[str, Any] | None:
+        if error is not None:
+            raise _Rejected("read_error", error)
+        row = parse_row(raw)
+        if self._filter_fn is not None and not self._filter_fn(row):
+            return None
+        try:
+            return self._tokenize_row(
+                row, message_transform=self._transform, tokenizer=self._tokenizer
+            )
+        except self._row_rejected as exc:
+            raise _Rejected(exc.reason, str(exc)) from None
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise _Rejected("bad_message", f"{type(exc).__name__}: {exc}") from None
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        cols = {name: batch[name].to_pylist() for name in ("source", "line", "row", "raw", "error")}
+        tokens, labels, counts, rejects = [], [], [], []
+        for source, line, row, raw, error in zip(*cols.values(), strict=True):
+            try:
+                out = self._tokenize(raw, error)
+            except _Rejected as exc:
+                rejects.append(
+                    make_reject(
+                        source=source,
+                        line=line,
+                        row=row,
+                        reason=exc.reason,
+                        message=str(exc),
+                        raw=raw,
+                    )
+                )
+                continue
+            if out is None:
+                continue
+            tokens.append(np.asarray(out["tokens"], dtype=np.int32))
+            labels.append(np.asarray(out["labels"], dtype=np.int32))
+            counts.append((out["num_tokens"], out["num_trained_tokens"], out["truncated"]))
+        self._writer.write(rejects)
+        self._account(len(cols["raw"]), rejects)
+        order = self._order(len(tokens), cols)
+        tokens, labels, counts = (
+            [tokens[i] for i in order],
+            [labels[i] for i in order],
+            [counts[i] for i in order],
+        )
+        c = np.array(counts, dtype=np.int64).reshape(-1, 3)
+        return pa.Table.from_arrays(
+            [
+                _list_array(tokens),
+                _list_array(labels),
+                pa.array(c[:, 0].astype(np.int32)),
+                pa.array(c[:, 1].astype(np.int32)),
+                pa.array(c[:, 2].astype(bool)),
+            ],
+            schema=TOKENIZED_SCHEMA,
+        )
+
+    def _account(self, seen: int, rejects: list[dict[str, Any]]) -> None:
+        self._seen += seen
+        self._reasons.update(r["reason"] for r in rejects)
+        rejected = sum(self._reasons.values())
+        if self._seen >= self._min_rows and rejected > self._max_fraction * self._seen:
+            raise TooManyRejectedRows(
+                f"{summarize_reasons(self._reasons, total=self._seen)} in one worker's first "
+                f"rows, above max_rejected_fraction={self._max_fraction}; see the quarantine "
+                f"files in {self._writer.rejected_path}"
+            )
+
+    def _order(self, n: int, cols: Mapping[str, list]) -> np.ndarray:
+        if self._shuffle_seed is None or n < 2:
+            return np.arange(n)
+        key = f"{cols['source'][0]}:{cols['line'][0]}:{cols['row'][0]}".encode()
+        rng = np.random.default_rng([self._shuffle_seed, zlib.crc32(key)])
+        return rng.permutation(n)
