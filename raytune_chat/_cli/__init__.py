@@ -1,0 +1,105 @@
+"""`raytune-chat`: the command line. Each subcommand maps to one library function.
+
+raytune-chat ls
+raytune-chat cp llama3/8B_lora_single_device custom.yaml
+raytune-chat run lora_finetune_single_device --config custom.yaml epochs=15 ~profiler
+raytune-chat validate custom.yaml
+raytune-chat preview custom.yaml -n 3
+raytune-chat prepare custom.yaml --out s3://bucket/tokenized/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from raytune_chat.config import ConfigError
+
+__all__ = ["main"]
+
+
+def _ls(args: argparse.Namespace) -> None:
+    from raytune_chat.config import list_builtin_configs
+    from raytune_chat.recipes import RECIPES
+
+    print("RECIPES", *RECIPES, sep="\n  ")
+    print("CONFIGS", *list_builtin_configs(), sep="\n  ")
+
+
+def _cp(args: argparse.Namespace) -> None:
+    from raytune_chat.config import copy_builtin_config
+
+    print(copy_builtin_config(args.name, args.dest))
+
+
+def _run(args: argparse.Namespace) -> None:
+    from raytune_chat.config import load_config
+    from raytune_chat.recipes import get_recipe
+
+    get_recipe(args.recipe)(load_config(args.config, args.overrides))
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from raytune_chat.config import load_config
+    from raytune_chat.recipes import validate_config
+
+    validate_config(load_config(args.config, args.overrides))
+    print(f"{args.config}: OK")
+
+
+def _preview(args: argparse.Namespace) -> None:
+    from raytune_chat.config import load_config
+    from raytune_chat.recipes._preview import preview_dataset
+
+    preview_dataset(load_config(args.config, args.overrides), args.n)
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from raytune_chat.config import load_config
+    from raytune_chat.recipes._preview import prepare_dataset
+
+    prepare_dataset(load_config(args.config, args.overrides), args.out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raytune-chat", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("ls", help="list recipes and built-in configs").set_defaults(fn=_ls)
+    cp = sub.add_parser("cp", help="copy a built-in config to a file")
+    cp.add_argument("name")
+    cp.add_argument("dest")
+    cp.set_defaults(fn=_cp)
+    run = sub.add_parser("run", help="run a recipe")
+    run.add_argument("recipe")
+    run.add_argument("--config", required=True)
+    run.set_defaults(fn=_run)
+    for name, fn, text in (
+        ("validate", _validate, "check a config without running anything"),
+        ("preview", _preview, "print tokenized samples with the loss mask"),
+        ("prepare", _prepare, "tokenize once to Parquet"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("config")
+        cmd.set_defaults(fn=fn)
+        if name == "preview":
+            cmd.add_argument("-n", type=int, default=3, help="samples to show")
+        if name == "prepare":
+            cmd.add_argument("--out", required=True, help="folder or s3:// URI")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `raytune-chat` console script; returns the exit code."""
+    args, overrides = _parser().parse_known_args(argv)
+    bad = [o for o in overrides if "=" not in o and not o.startswith("~")]
+    if bad:
+        print(f"raytune-chat: unrecognized arguments: {' '.join(bad)}", file=sys.stderr)
+        return 2
+    args.overrides = overrides
+    try:
+        args.fn(args)
+    except ConfigError as exc:
+        print(f"raytune-chat: config error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,89 @@
+"""Save and restore the trainable state of a run: adapter, optimizer, scheduler, position."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = ["TrainPosition", "load_train_state", "save_train_state", "trainable_state_dict"]
+
+_FILE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainPosition:
+    """Where a run stands: the epoch, optimizer steps done in it and in total, tokens seen."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    num_tokens: int = 0
+    num_trained_tokens: int = 0
+
+
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State-dict entries of the parameters that require grad (the adapters), on CPU."""
+    trainable = {
+        n.replace("_checkpoint_wrapped_module.", "")
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    }
+    trainable = {n.removeprefix("module.") for n in trainable}
+    return {
+        k: v.detach().cpu().clone()
+        for k, v in _unwrap(model).state_dict().items()
+        if k in trainable
+    }
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_train_state(
+    folder: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
+    position: TrainPosition,
+) -> Path:
+    """Write `train_state.pt` into `folder`; return its path."""
+    path = Path(folder) / _FILE
+    torch.save(
+        {
+            "adapter": trainable_state_dict(model),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "position": asdict(position),
+        },
+        path,
+    )
+    return path
+
+
+def load_train_state(
+    folder: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> TrainPosition:
+    """Restore what `save_train_state` wrote; return the position to continue from.
+
+    Raises:
+        RuntimeError: when the saved adapter keys do not match the model's trainable ones.
+    """
+    state = torch.load(Path(folder) / _FILE, map_location="cpu", weights_only=True)
+    expected = set(trainable_state_dict(model))
+    if set(state["adapter"]) != expected:
+        raise RuntimeError(
+            f"checkpoint adapter keys differ from the model's: "
+            f"missing {sorted(expected - set(state['adapter']))[:5]}, "
+            f"unexpected {sorted(set(state['adapter']) - expected)[:5]}"
+        )
+    _unwrap(model).load_state_dict(state["adapter"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    return TrainPosition(**state["position"])

@@ -1,0 +1,165 @@
+"""The `raytune-chat` command line: each subcommand through `main(argv)`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from raytune_chat._cli import main
+from raytune_chat.config import find_config
+from tests.recipes._tiny import sample_conversations, write_chat_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_ls_lists_recipes_and_builtin_configs(capsys):
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "lora_finetune_single_device",
+        "lora_finetune_distributed",
+        "llama3/8B_lora_single_device",
+        "tiny/llama3_lora_cpu",
+        "llama2/7B_lora_single_device",
+    ):
+        assert name in out
+
+
+def test_cp_copies_and_refuses_to_overwrite(tmp_path, capsys):
+    dest = tmp_path / "custom.yaml"
+    assert main(["cp", "llama3/8B_lora_single_device", str(dest)]) == 0
+    assert dest.read_text() == find_config("llama3/8B_lora_single_device").read_text()
+    assert main(["cp", "llama3/8B_lora_single_device", str(dest)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_validate_ok_and_errors_name_the_key(capsys):
+    assert main(["validate", "tiny/llama3_lora_cpu"]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["validate", "tiny/llama3_lora_cpu", "model.lora_rnak=4"]) == 2
+    assert "model.lora_rnak" in capsys.readouterr().err
+    assert main(["validate", "tiny/llama3_lora_cpu", "~tokenizer"]) == 2
+    assert "tokenizer" in capsys.readouterr().err
+
+
+def test_run_checks_the_config_before_starting_anything(capsys):
+    assert (
+        main(
+            [
+                "run",
+                "lora_finetune_single_device",
+                "--config",
+                "tiny/llama3_lora_cpu",
+                "optimizer._component_=torchtune.optim.Lion",
+            ]
+        )
+        == 2
+    )
+    assert "optimizer._component_" in capsys.readouterr().err
+    assert main(["run", "lora_finetune_single_device", "--config", "nope/missing"]) == 2
+    assert (
+        main(["run", "lora_finetune_single_device", "--config", "tiny/llama3_lora_cpu", "stray"])
+        == 2
+    )
+
+
+def test_console_script_module_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "raytune_chat._cli", "ls"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert "tiny/llama3_lora_cpu" in proc.stdout
+
+
+@pytest.mark.slow
+def test_preview_highlights_trained_tokens(ray_cluster, tmp_path, capsys):
+    data = write_chat_file(tmp_path / "chat.json", sample_conversations(3))
+    assert (
+        main(
+            [
+                "preview",
+                "tiny/llama3_lora_cpu",
+                "-n",
+                "2",
+                f"dataset.data_files={data}",
+                f"output_dir={tmp_path}",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("--- sample") == 2
+    first_answer = sample_conversations(1)[0]["dialogue"][1]["value"]
+    assert "decoded:" in out and first_answer in out
+    # the assistant header and reply are trained ([[...]]), the user turn is not
+    assert "[[assistant]]" in out and "[[<|eot_id|>]]" in out
+    assert "[[user]]" not in out
+
+
+@pytest.mark.slow
+def test_prepare_writes_parquet_that_trains_without_tokenizing(ray_cluster, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    data = write_chat_file(tmp_path / "chat.json", sample_conversations(5))
+    out = tmp_path / "tokenized"
+    assert (
+        main(
+            [
+                "prepare",
+                "tiny/llama3_lora_cpu",
+                "--out",
+                str(out),
+                f"dataset.data_files={data}",
+                f"output_dir={tmp_path}",
+            ]
+        )
+        == 0
+    )
+    table = pq.read_table(out)
+    assert table.num_rows == 5
+    assert {"tokens", "labels", "num_trained_tokens"} <= set(table.column_names)
+    assert "wrote 5 tokenized conversations" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_builtin_configs(tmp_path):
+    """A non-editable install finds configs/ as package data (raytune_chat/_builtin_configs)."""
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "tests", "build", "*.egg-info", "__pycache__", "outputs"
+        ),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("raytune_chat-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for config in ("tiny/llama3_lora_cpu", "llama3/8B_lora_single_device", "llama3/8B_lora"):
+        assert f"raytune_chat/_builtin_configs/{config}.yaml" in names
+    assert json.dumps(names).count("_sample_data/sample_chat.json") == 1

@@ -1,0 +1,37 @@
+"""Every docstring example of the config, training-step and recipe modules runs."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "raytune_chat.config",
+    "raytune_chat.config._builtin",
+    "raytune_chat.config._errors",
+    "raytune_chat.config._instantiate",
+    "raytune_chat.config._interpolate",
+    "raytune_chat.config._overrides",
+    "raytune_chat.config._registry",
+    "raytune_chat.config._yaml",
+    "raytune_chat.training._activations",
+    "raytune_chat.training._precision",
+    "raytune_chat.training._train_step",
+    "raytune_chat.training.lr_schedulers",
+    "raytune_chat.training.metric_logging",
+    "raytune_chat.training.profiler",
+    "raytune_chat.recipes",
+    "raytune_chat.recipes._driver",
+    "raytune_chat.recipes._loop",
+    "raytune_chat.recipes._preview",
+    "raytune_chat.recipes._settings",
+    "raytune_chat.recipes._validate",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
