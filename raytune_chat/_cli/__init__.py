@@ -6,6 +6,7 @@ raytune-chat run lora_finetune_single_device --config custom.yaml epochs=15 ~pro
 raytune-chat validate custom.yaml
 raytune-chat preview custom.yaml -n 3
 raytune-chat prepare custom.yaml --out s3://bucket/tokenized/
+raytune-chat submit --address http://head:8265 -- run lora_finetune_single_device --config c.yaml
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raytune-chat", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("ls", help="list recipes and built-in configs").set_defaults(fn=_ls)
+    sub.add_parser("submit", help="submit a run to a Ray cluster as a Ray job (see --help)")
     cp = sub.add_parser("cp", help="copy a built-in config to a file")
     cp.add_argument("name")
     cp.add_argument("dest")
@@ -91,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `raytune-chat` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["submit"]:  # its own parser: everything after `--` is passed through
+        from raytune_chat._jobs import main as submit_main
+
+        return submit_main(argv[1:])
     args, overrides = _parser().parse_known_args(argv)
     bad = [o for o in overrides if "=" not in o and not o.startswith("~")]
     if bad:

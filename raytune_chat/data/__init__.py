@@ -1,11 +1,6 @@
 """Messages, conversation transforms, prompt templates, and row → sample tokenization."""
 
-from raytune_chat.data._collate import (
-    PackedCollate,
-    PaddedCollate,
-    padded_collate_packed,
-    padded_collate_sft,
-)
+from raytune_chat._lazy import lazy_exports
 from raytune_chat.data._common import (
     CROSS_ENTROPY_IGNORE_IDX,
     REJECT_REASONS,
@@ -25,6 +20,15 @@ from raytune_chat.data._prompt_templates import (
     resolve_prompt_template,
 )
 from raytune_chat.data._sample import shifted_labels, tokenize_row
+
+# Collate code needs torch; imported on first use (tokenizer actors never use it).
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        ["PackedCollate", "PaddedCollate", "padded_collate_packed", "padded_collate_sft"],
+        "raytune_chat.data._collate",
+    ),
+)
 
 __all__ = [
     "CROSS_ENTROPY_IGNORE_IDX",

@@ -8,14 +8,20 @@ Example:
     >>> collate = chat_dataset_info(ds).collate_fn()  # doctest: +SKIP
 """
 
+from raytune_chat._lazy import lazy_exports
 from raytune_chat.datasets._chat_dataset import chat_dataset, save_tokenized
-from raytune_chat.datasets._collate_fns import PackedCollateFn, PaddedCollateFn
 from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects
 from raytune_chat.datasets._stats import (
     ChatDatasetInfo,
     ChatDatasetStats,
     chat_dataset_info,
     dataset_stats,
+)
+
+# The collate classes need torch: imported on first use, not in every Ray Data actor.
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(["PackedCollateFn", "PaddedCollateFn"], "raytune_chat.datasets._collate_fns"),
 )
 
 __all__ = [

@@ -65,7 +65,7 @@ def _use_gpu(settings: RecipeSettings) -> bool:
     return settings.device == "cuda" and ray.cluster_resources().get("GPU", 0) > 0
 
 
-def _trainer(cfg: dict[str, Any], settings: RecipeSettings, ds: Any, loop_config: dict) -> Any:
+def _trainer(settings: RecipeSettings, ds: Any, execution_options: Any, loop_config: dict) -> Any:
     storage = settings.ray.storage_path or str(Path(settings.output_dir, "ray_results").resolve())
     return TorchTrainer(
         train_loop_per_worker,
@@ -82,7 +82,9 @@ def _trainer(cfg: dict[str, Any], settings: RecipeSettings, ds: Any, loop_config
             checkpoint_config=CheckpointConfig(num_to_keep=settings.ray.num_to_keep),
         ),
         datasets={"train": ds},
-        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
+        # Ray Train replaces a dataset's execution options; keep chat_dataset's seeded order
+        # (resume skips exactly the consumed batches) and its memory bound.
+        dataset_config=DataConfig(execution_options={"train": execution_options}),
     )
 
 
@@ -107,10 +109,33 @@ def _summary(settings: RecipeSettings, stats: Any, result: Any, wall: float) -> 
         "adapter": str(adapter[-1].parent) if adapter else None,
         "loss_plot": str(out / "loss.png") if records else None,
         "metrics": str(out / "metrics.jsonl"),
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "checkpoint": _checkpoint_uri(result.checkpoint),
+        "adapter_in_storage": _adapter_in_storage(result.checkpoint),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _checkpoint_uri(checkpoint: Any) -> str | None:
+    """The checkpoint's location as a URI a user can paste (`s3://…` for object storage)."""
+    if checkpoint is None:
+        return None
+    scheme = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+
+
+def _adapter_in_storage(checkpoint: Any) -> str | None:
+    """Where the last checkpoint's PEFT adapter lives in `ray.storage_path`, if it has one.
+
+    The workers write it there so it survives when `output_dir` is a worker node's local disk.
+    """
+    if checkpoint is None:
+        return None
+    adapter = f"{checkpoint.path}/adapter/adapter_config.json"
+    info = checkpoint.filesystem.get_file_info(adapter)
+    if info.type.name != "File":
+        return None
+    return f"{_checkpoint_uri(checkpoint)}/adapter"
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -142,9 +167,10 @@ def run_lora_finetune(cfg: dict[str, Any], *, max_workers: int | None = None) ->
     tokenizer = instantiate(cfg["tokenizer"], key="tokenizer")
     ds = instantiate(cfg["dataset"], tokenizer=tokenizer, key="dataset")
     try:
-        collate = chat_dataset_info(ds).collate_fn()
+        info = chat_dataset_info(ds)
     except KeyError as exc:
         raise ConfigError("dataset._component_", "must build a chat_dataset") from exc
+    collate = info.collate_fn()
     stats = dataset_stats(ds)
     plan = plan_steps(stats.packed_rows or stats.rows_kept, settings)
     print(
@@ -153,7 +179,8 @@ def run_lora_finetune(cfg: dict[str, Any], *, max_workers: int | None = None) ->
         flush=True,
     )
     loop_config = {"cfg": cfg, "plan": plan, "collate": collate}
-    result = _trainer(cfg, settings, ds, loop_config).fit()
+    execution_options = info.execution_options or ExecutionOptions(preserve_order=True)
+    result = _trainer(settings, ds, execution_options, loop_config).fit()
     out = Path(settings.output_dir)
     if (out / "metrics.jsonl").exists():
         plot_loss(out / "metrics.jsonl", out / "loss.png")

@@ -23,7 +23,7 @@ from raytune_chat.recipes._settings import RecipeSettings
 from raytune_chat.training.checkpointing import ADAPTER_CONFIG_FNAME, ADAPTER_MODEL_FNAME
 from raytune_chat.training.checkpointing._files import write_weights
 
-__all__ = ["adapter_config", "save_final_outputs"]
+__all__ = ["adapter_config", "save_final_outputs", "write_peft_adapter"]
 
 
 def adapter_config(model: nn.Module, model_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +56,13 @@ def _write_peft(
     write_weights(peft_sd, out / f"{ADAPTER_MODEL_FNAME}.safetensors")
     peft_config = convert_weights.tune_to_peft_adapter_config(config, base_model_name_or_path=None)
     (out / ADAPTER_CONFIG_FNAME).write_text(json.dumps(peft_config, indent=2))
+
+
+def write_peft_adapter(model: nn.Module, model_cfg: dict[str, Any], out: Path) -> Path:
+    """Write the model's LoRA adapter in PEFT format into `out`; return `out`."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _write_peft(model, get_adapter_state_dict(state), adapter_config(model, model_cfg), out)
+    return out
 
 
 def save_final_outputs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -19,7 +20,7 @@ from torch import nn
 
 from raytune_chat.config import instantiate
 from raytune_chat.recipes._loop import MetricWindow, optimizer_steps
-from raytune_chat.recipes._outputs import save_final_outputs
+from raytune_chat.recipes._outputs import save_final_outputs, write_peft_adapter
 from raytune_chat.recipes._parts import build_loss, build_lr_scheduler, build_model, build_optimizer
 from raytune_chat.recipes._settings import RecipeSettings, parse_settings
 from raytune_chat.training import (
@@ -49,6 +50,10 @@ class _Run:
     loggers: list[Any]
     profiler: Any
     resumed_from_step: int = 0
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
 
 
 def _wrap(model: nn.Module, settings: RecipeSettings) -> nn.Module:
@@ -98,12 +103,24 @@ def _restore(run: _Run) -> TrainPosition:
     return position
 
 
-def _report(run: _Run, position: TrainPosition, metrics: dict[str, Any], name: str = "") -> None:
-    """Every rank reports; rank 0 attaches the checkpoint (adapter, optimizer, position)."""
+def _report(
+    run: _Run,
+    position: TrainPosition,
+    metrics: dict[str, Any],
+    name: str = "",
+    model_cfg: dict[str, Any] | None = None,
+) -> None:
+    """Every rank reports; rank 0 attaches the checkpoint (adapter, optimizer, position).
+
+    With `model_cfg` (the last report) the checkpoint also holds the PEFT adapter in
+    `adapter/`, so it lands in `ray.storage_path` (local or s3://) with the run.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if run.rank == 0:
             save_train_state(tmp, run.model, run.optimizer, run.lr_scheduler, position)
+            if model_cfg is not None:
+                write_peft_adapter(_unwrap(run.model), model_cfg, Path(tmp) / "adapter")
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(
             {**metrics, **dataclasses.asdict(position)},
@@ -201,7 +218,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         for epoch in range(position.epoch, settings.epochs):
             position = _train_epoch(run, position, plan, config["collate"])
             position = dataclasses.replace(position, epoch=epoch + 1, step_in_epoch=0)
-            _report(run, position, {"epoch_done": epoch}, name=f"epoch_{epoch}")
+            last = epoch == settings.epochs - 1
+            _report(
+                run,
+                position,
+                {"epoch_done": epoch},
+                name=f"epoch_{epoch}",
+                model_cfg=cfg["model"] if last else None,
+            )
     if rank == 0:
         save_final_outputs(
             model.module if hasattr(model, "module") else model,

@@ -172,3 +172,7 @@ def test_tiny_config_runs_from_s3_to_s3_via_ray_job_submit(cluster, s3, tmp_path
     # ... and so did the PEFT adapter of the run.
     adapters = [k for k in keys if k.endswith("adapter_model.safetensors")]
     assert adapters, f"no adapter_model.safetensors in s3://{BUCKET}: {keys}"
+    # ... and the run summary tells the user where, as a URI they can paste.
+    assert re.search(rf"adapter_in_storage\s+s3://{BUCKET}/ray_results/\S+/adapter", logs), logs[
+        -3000:
+    ]
