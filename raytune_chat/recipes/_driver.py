@@ -20,7 +20,10 @@ from raytune_chat.recipes._settings import RecipeSettings
 from raytune_chat.recipes._validate import validate_config
 from raytune_chat.recipes._worker import train_loop_per_worker
 from raytune_chat.training import plot_loss
+from raytune_chat.training.checkpointing import ADAPTER_MODEL_FNAME
 from raytune_chat.training.metric_logging import read_metrics
+
+ADAPTER_FILES = (f"{ADAPTER_MODEL_FNAME}.safetensors", f"{ADAPTER_MODEL_FNAME}.pt")
 
 __all__ = ["plan_steps", "run_lora_finetune"]
 
@@ -88,13 +91,22 @@ def _trainer(settings: RecipeSettings, ds: Any, execution_options: Any, loop_con
     )
 
 
-def _summary(settings: RecipeSettings, stats: Any, result: Any, wall: float) -> dict[str, Any]:
+def _final_adapter_folder(cfg: dict[str, Any], settings: RecipeSettings) -> Path | None:
+    """The folder the workers' `save_final_outputs` wrote the last epoch's adapter to."""
+    checkpointer = cfg.get("checkpointer")
+    root = Path((checkpointer or {}).get("output_dir") or settings.output_dir)
+    folder = root / f"epoch_{settings.epochs - 1}"
+    written = any((folder / name).exists() for name in ADAPTER_FILES)
+    return folder if written else None
+
+
+def _summary(
+    cfg: dict[str, Any], settings: RecipeSettings, stats: Any, result: Any, wall: float
+) -> dict[str, Any]:
     out = Path(settings.output_dir)
     records = read_metrics(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
     metrics = result.metrics or {}
-    adapter = sorted(out.rglob("adapter_model.safetensors")) or sorted(
-        out.rglob("adapter_model.pt")
-    )
+    adapter = _final_adapter_folder(cfg, settings)
     summary = {
         "steps": metrics.get("global_step"),
         "epochs": metrics.get("epoch"),
@@ -106,7 +118,7 @@ def _summary(settings: RecipeSettings, stats: Any, result: Any, wall: float) -> 
         "rows_kept": stats.rows_kept,
         "rows_rejected_by_reason": stats.rejected_by_reason,
         "wall_seconds": round(wall, 1),
-        "adapter": str(adapter[-1].parent) if adapter else None,
+        "adapter": str(adapter) if adapter else None,
         "loss_plot": str(out / "loss.png") if records else None,
         "metrics": str(out / "metrics.jsonl"),
         "checkpoint": _checkpoint_uri(result.checkpoint),
@@ -184,7 +196,7 @@ def run_lora_finetune(cfg: dict[str, Any], *, max_workers: int | None = None) ->
     out = Path(settings.output_dir)
     if (out / "metrics.jsonl").exists():
         plot_loss(out / "metrics.jsonl", out / "loss.png")
-    summary = _summary(settings, stats, result, time.perf_counter() - start)
+    summary = _summary(cfg, settings, stats, result, time.perf_counter() - start)
     summary["plan"] = plan
     _print_summary(summary)
     return summary
