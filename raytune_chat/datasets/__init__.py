@@ -6,9 +6,11 @@ Example:
     ...                   split="train", conversation_column="dialogue",
     ...                   conversation_style="sharegpt")  # doctest: +SKIP
     >>> collate = chat_dataset_info(ds).collate_fn()  # doctest: +SKIP
+    >>> batches = iter_chat_batches(ds, batch_size=8, collate_fn=collate)  # doctest: +SKIP
 """
 
 from raytune_chat._lazy import lazy_exports
+from raytune_chat.datasets._batches import iter_chat_batches
 from raytune_chat.datasets._chat_dataset import chat_dataset, save_tokenized
 from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects
 from raytune_chat.datasets._stats import (
@@ -33,6 +35,7 @@ __all__ = [
     "chat_dataset",
     "chat_dataset_info",
     "dataset_stats",
+    "iter_chat_batches",
     "read_rejects",
     "save_tokenized",
 ]

@@ -24,6 +24,7 @@ from raytune_chat.datasets._pack import PackRows
 from raytune_chat.datasets._readers import peek_records
 from raytune_chat.datasets._stats import ChatDatasetInfo, chat_dataset_info, register_info
 from raytune_chat.datasets._tokenize import STYLES, TokenizeRows
+from raytune_chat.datasets._warmup import start_ray_data_actors
 
 __all__ = ["chat_dataset", "save_tokenized"]
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _READ_CPUS = 0.25
 _PACK_CPUS = 0.25
+_BLOCK_BYTES = 1 << 20
 
 
 def _check_column(
@@ -180,6 +182,7 @@ def chat_dataset(
         options = storage_options_for(uri, options)
     if rejected_path is not None:
         options = storage_options_for(rejected_path, options)
+    start_ray_data_actors()
     if source == "tokenized":
         files = resolve_data_files("parquet", data_files, split=split, storage_options=options)
         ds = _read_tokenized(files, options)
@@ -190,9 +193,16 @@ def chat_dataset(
             rejected_path = tempfile.mkdtemp(prefix="raytune_chat_rejected_")
             logger.warning("rejected rows go to %s (set rejected_path to choose)", rejected_path)
         datasource = ChatFilesDatasource(
-            files, storage_options=options, shuffle_files=shuffle, seed=seed
+            files,
+            storage_options=options,
+            shuffle_files=shuffle,
+            seed=seed,
+            block_bytes=_BLOCK_BYTES,
         )
-        ds = ray.data.read_datasource(datasource, num_cpus=_READ_CPUS)
+        # One read task per file already yields many small blocks: no further splitting.
+        ds = ray.data.read_datasource(
+            datasource, num_cpus=_READ_CPUS, override_num_blocks=len(files)
+        )
         ds = ds.map_batches(
             TokenizeRows,
             fn_constructor_kwargs={
@@ -220,6 +230,8 @@ def chat_dataset(
             batch_format="pyarrow",
             num_cpus=_PACK_CPUS,
         )
+    # Blocks of about one read block: the first batch comes early and every actor gets work.
+    ds.context.target_max_block_size = _BLOCK_BYTES
     options_out = ds.context.execution_options
     options_out.preserve_order = True
     if max_buffer_bytes is not None:

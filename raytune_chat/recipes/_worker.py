@@ -1,7 +1,7 @@
 """`train_loop_per_worker`: what every Ray Train worker runs.
 
 It reads everything from its `config` argument and follows the Ray idiom:
-`get_dataset_shard` -> `iter_torch_batches(collate_fn=...)` -> `train_step` ->
+`get_dataset_shard` -> `iter_chat_batches(collate_fn=...)` -> `train_step` ->
 `ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp))`.
 """
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from raytune_chat.config import instantiate
+from raytune_chat.datasets import iter_chat_batches
 from raytune_chat.recipes._loop import MetricWindow, optimizer_steps
 from raytune_chat.recipes._outputs import save_final_outputs, write_peft_adapter
 from raytune_chat.recipes._parts import build_loss, build_lr_scheduler, build_model, build_optimizer
@@ -140,12 +141,13 @@ def _train_epoch(
 ) -> TrainPosition:
     settings = run.settings
     shard = ray.train.get_dataset_shard("train")
-    shuffle = {}
-    if settings.shuffle:
-        seed = None if settings.seed is None else settings.seed + position.epoch
-        shuffle = {"local_shuffle_buffer_size": 4 * settings.batch_size, "local_shuffle_seed": seed}
-    batches = shard.iter_torch_batches(
-        batch_size=settings.batch_size, collate_fn=collate, drop_last=True, **shuffle
+    batches = iter_chat_batches(
+        shard,
+        batch_size=settings.batch_size,
+        collate_fn=collate,
+        drop_last=True,
+        shuffle=settings.shuffle,
+        seed=None if settings.seed is None else settings.seed + position.epoch,
     )
     window = MetricWindow(run.device, settings.log_peak_memory_stats)
     steps = optimizer_steps(batches, settings.gradient_accumulation_steps, position.step_in_epoch)

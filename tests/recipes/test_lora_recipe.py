@@ -213,14 +213,20 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, tmp_path):
     )
     runner.start()
     metrics = out / "metrics.jsonl"
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        steps = [r["step"] for r in read_metrics(metrics)] if metrics.exists() else []
-        if steps and max(steps) >= 3:
-            break
-        time.sleep(0.2)
+
+    def wait_for_step(step: int) -> None:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            steps = [r["step"] for r in read_metrics(metrics)] if metrics.exists() else []
+            if steps and max(steps) >= step:
+                return
+            time.sleep(0.02)
+
+    # Find the worker first (scanning processes is slow), then kill it right after step 3.
+    wait_for_step(1)
     victims = _train_worker_processes(metrics)
     assert victims, "no training worker process found"
+    wait_for_step(3)
     for proc in victims:
         proc.kill()
     runner.join(timeout=600)
