@@ -34,13 +34,13 @@ t0 = time.time()
 import ray
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 from raytune_chat.models.llama3 import llama3_tokenizer
-from raytune_chat.datasets import chat_dataset, chat_dataset_info
+from raytune_chat.datasets import chat_dataset, chat_dataset_info, iter_chat_batches
 tok = llama3_tokenizer(sys.argv[2])
 ds = chat_dataset(tok, source="jsonl", data_files=sys.argv[1], conversation_column="dialogue",
                   conversation_style="sharegpt", rejected_path=sys.argv[3])
 collate = chat_dataset_info(ds).collate_fn()
 rows = tokens = 0
-for batch in ds.iter_torch_batches(batch_size=8, collate_fn=collate):
+for batch in iter_chat_batches(ds, batch_size=8, collate_fn=collate):
     rows += batch["tokens"].shape[0]; tokens += int((batch["tokens"] != tok.pad_id).sum())
 print(json.dumps({"rows": rows, "tokens": tokens, "seconds": time.time() - t0}))
 """

@@ -19,7 +19,7 @@ from raytune_chat.data._prompt_templates import (
     SummarizeTemplate,
     resolve_prompt_template,
 )
-from raytune_chat.data._sample import shifted_labels, tokenize_row
+from raytune_chat.data._sample import shifted_labels, tokenize_conversation, tokenize_row
 
 # Collate code needs torch; imported on first use (tokenizer actors never use it).
 __getattr__ = lazy_exports(
@@ -50,6 +50,7 @@ __all__ = [
     "SummarizeTemplate",
     "resolve_prompt_template",
     "shifted_labels",
+    "tokenize_conversation",
     "tokenize_row",
     "validate_messages",
     "pack_window",

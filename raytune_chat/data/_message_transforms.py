@@ -116,7 +116,8 @@ class ShareGPTToMessages(_ToMessages):
     def __call__(self, row: Mapping[str, Any]) -> dict[str, list[Message]]:
         pairs = []
         for i, raw in enumerate(self._raw_messages(row)):
-            if not isinstance(raw, Mapping) or "from" not in raw or "value" not in raw:
+            is_mapping = type(raw) is dict or isinstance(raw, Mapping)  # ABC check is slow
+            if not is_mapping or "from" not in raw or "value" not in raw:
                 raise RowRejected(
                     "bad_message",
                     f"message {i}: a ShareGPT message needs 'from' and 'value' keys",
@@ -163,7 +164,8 @@ class OpenAIToMessages(_ToMessages):
     def __call__(self, row: Mapping[str, Any]) -> dict[str, list[Message]]:
         pairs = []
         for i, raw in enumerate(self._raw_messages(row)):
-            if not isinstance(raw, Mapping) or "role" not in raw or "content" not in raw:
+            is_mapping = type(raw) is dict or isinstance(raw, Mapping)
+            if not is_mapping or "role" not in raw or "content" not in raw:
                 raise RowRejected(
                     "bad_message",
                     f"message {i}: an OpenAI message needs 'role' and 'content' keys",

@@ -24,6 +24,42 @@ def shifted_labels(tokens: list[int], mask: list[bool]) -> list[int]:
     return labels
 
 
+def tokenize_conversation(
+    row: Mapping[str, Any],
+    *,
+    message_transform: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+    tokenizer: Any,
+) -> tuple[list[int], list[bool], bool]:
+    """The first half of :func:`tokenize_row`: messages → validate → ``(tokens, mask, truncated)``.
+
+    For callers that shift labels for many rows at once (the Ray map stage does it with numpy).
+
+    Raises:
+        RowRejected: the row cannot be used; ``.reason`` says why.
+
+    Example:
+        >>> from raytune_chat.data import ShareGPTToMessages
+        >>> from raytune_chat.models.llama3 import llama3_tokenizer
+        >>> from tests.assets.build_assets import cl100k_bpe_path
+        >>> tokens, mask, truncated = tokenize_conversation(
+        ...     {"conversations": [{"from": "human", "value": "Hi"},
+        ...                        {"from": "gpt", "value": "Hello"}]},
+        ...     message_transform=ShareGPTToMessages(),
+        ...     tokenizer=llama3_tokenizer(str(cl100k_bpe_path())))
+        >>> len(tokens) == len(mask), mask[0], truncated
+        (True, True, False)
+    """
+    messages = message_transform(row)["messages"]
+    validate_messages(messages)
+    with_info = getattr(tokenizer, "tokenize_messages_with_info", None)
+    if with_info is not None:
+        tokens, mask, truncated = with_info(messages)
+        return tokens, mask, truncated
+    tokens, mask = tokenizer.tokenize_messages(messages)
+    max_seq_len = getattr(tokenizer, "max_seq_len", None)  # a foreign tokenizer: assume a
+    return tokens, mask, bool(max_seq_len) and len(tokens) >= max_seq_len  # full row was cut
+
+
 def tokenize_row(
     row: Mapping[str, Any],
     *,
@@ -56,15 +92,9 @@ def tokenize_row(
         >>> sample["num_tokens"], sample["num_trained_tokens"], sample["truncated"]
         (14, 6, False)
     """
-    messages = message_transform(row)["messages"]
-    validate_messages(messages)
-    with_info = getattr(tokenizer, "tokenize_messages_with_info", None)
-    if with_info is not None:
-        tokens, mask, truncated = with_info(messages)
-    else:  # a foreign tokenizer: assume a sequence at the limit was cut
-        tokens, mask = tokenizer.tokenize_messages(messages)
-        max_seq_len = getattr(tokenizer, "max_seq_len", None)
-        truncated = bool(max_seq_len) and len(tokens) >= max_seq_len
+    tokens, mask, truncated = tokenize_conversation(
+        row, message_transform=message_transform, tokenizer=tokenizer
+    )
     labels = shifted_labels(tokens, mask)
     ignore = CROSS_ENTROPY_IGNORE_IDX
     return {
@@ -76,4 +106,4 @@ def tokenize_row(
     }
 
 
-__all__ = ["RowRejected", "shifted_labels", "tokenize_row"]
+__all__ = ["RowRejected", "shifted_labels", "tokenize_conversation", "tokenize_row"]

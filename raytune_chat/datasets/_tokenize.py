@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
 from raytune_chat.datasets._quarantine import (
     QuarantineWriter,
     TooManyRejectedRows,
@@ -25,7 +26,14 @@ from raytune_chat.datasets._quarantine import (
     summarize_reasons,
 )
 
-__all__ = ["TOKENIZED_SCHEMA", "TokenizeRows", "build_message_transform", "parse_row"]
+__all__ = [
+    "TOKENIZED_SCHEMA",
+    "TokenizeRows",
+    "build_message_transform",
+    "parse_row",
+    "shifted_labels_flat",
+    "tokenized_table",
+]
 
 TOKENIZED_SCHEMA = pa.schema(
     [
@@ -91,11 +99,56 @@ def parse_row(raw: bytes) -> dict[str, Any]:
     return row
 
 
-def _list_array(rows: list[np.ndarray]) -> pa.ListArray:
-    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-    np.cumsum([len(r) for r in rows], out=offsets[1:])
-    values = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(np.int32)))
+def shifted_labels_flat(tokens: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """:func:`raytune_chat.data.shifted_labels` for many rows concatenated, in numpy.
+
+    Row ``r`` is ``tokens[offsets[r]:offsets[r + 1]]``; each row is shifted on its own, so
+    a row's last label is -100 and never the next row's first token.
+
+    Example:
+        >>> shifted_labels_flat(np.array([1, 5, 6, 7, 8]), np.array([1, 0, 0, 1, 0], bool),
+        ...                     np.array([0, 3, 5])).tolist()
+        [5, 6, -100, 8, -100]
+    """
+    labels = np.full(len(tokens), CROSS_ENTROPY_IGNORE_IDX, dtype=np.int32)
+    if len(tokens) > 1:
+        labels[:-1] = np.where(mask[1:], CROSS_ENTROPY_IGNORE_IDX, tokens[1:])
+    ends = offsets[1:][offsets[1:] > offsets[:-1]] - 1
+    labels[ends] = CROSS_ENTROPY_IGNORE_IDX
+    return labels
+
+
+def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+
+
+def tokenized_table(samples: Sequence[tuple[list[int], list[bool], bool]]) -> pa.Table:
+    """``(tokens, mask, truncated)`` per conversation -> a ``TOKENIZED_SCHEMA`` table.
+
+    Example:
+        >>> t = tokenized_table([([1, 5, 6], [True, True, False], False)])
+        >>> t["labels"].to_pylist(), t["num_trained_tokens"].to_pylist()
+        ([[-100, 6, -100]], [1])
+    """
+    lengths = np.fromiter((len(t) for t, _, _ in samples), dtype=np.int64, count=len(samples))
+    offsets = np.zeros(len(samples) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.array([i for t, _, _ in samples for i in t], dtype=np.int32)
+    mask = np.array([m for _, ms, _ in samples for m in ms], dtype=bool)
+    labels = shifted_labels_flat(tokens, mask, offsets)
+    trained = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(labels != CROSS_ENTROPY_IGNORE_IDX, out=trained[1:])
+    truncated = np.fromiter((x for _, _, x in samples), dtype=bool, count=len(samples))
+    return pa.Table.from_arrays(
+        [
+            _list_array(offsets, tokens),
+            _list_array(offsets, labels),
+            pa.array(lengths.astype(np.int32)),
+            pa.array((trained[offsets[1:]] - trained[offsets[:-1]]).astype(np.int32)),
+            pa.array(truncated),
+        ],
+        schema=TOKENIZED_SCHEMA,
+    )
 
 
 class TokenizeRows:
@@ -131,9 +184,9 @@ class TokenizeRows:
         shuffle_seed: int | None = None,
         filter_fn: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
-        from raytune_chat.data import RowRejected, tokenize_row
+        from raytune_chat.data import RowRejected, tokenize_conversation
 
-        self._tokenize_row, self._row_rejected = tokenize_row, RowRejected
+        self._tokenize_conversation, self._row_rejected = tokenize_conversation, RowRejected
         self._tokenizer = tokenizer
         self._transform = build_message_transform(
             conversation_style,
@@ -149,14 +202,14 @@ class TokenizeRows:
         self._seen = 0
         self._reasons: Counter[str] = Counter()
 
-    def _tokenize(self, raw: bytes, error: str | None) -> dict[str, Any] | None:
+    def _tokenize(self, raw: bytes, error: str | None) -> tuple[list[int], list[bool], bool] | None:
         if error is not None:
             raise _Rejected("read_error", error)
         row = parse_row(raw)
         if self._filter_fn is not None and not self._filter_fn(row):
             return None
         try:
-            return self._tokenize_row(
+            return self._tokenize_conversation(
                 row, message_transform=self._transform, tokenizer=self._tokenizer
             )
         except self._row_rejected as exc:
@@ -165,47 +218,30 @@ class TokenizeRows:
             raise _Rejected("bad_message", f"{type(exc).__name__}: {exc}") from None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        cols = {name: batch[name].to_pylist() for name in ("source", "line", "row", "raw", "error")}
-        tokens, labels, counts, rejects = [], [], [], []
-        for source, line, row, raw, error in zip(*cols.values(), strict=True):
+        raws = batch["raw"].to_pylist()
+        errors = batch["error"]
+        errors = errors.to_pylist() if errors.null_count < len(errors) else [None] * len(raws)
+        samples, rejects = [], []
+        for i, (raw, error) in enumerate(zip(raws, errors, strict=True)):
             try:
-                out = self._tokenize(raw, error)
+                sample = self._tokenize(raw, error)
             except _Rejected as exc:
                 rejects.append(
                     make_reject(
-                        source=source,
-                        line=line,
-                        row=row,
+                        source=batch["source"][i].as_py(),
+                        line=batch["line"][i].as_py(),
+                        row=batch["row"][i].as_py(),
                         reason=exc.reason,
                         message=str(exc),
                         raw=raw,
                     )
                 )
                 continue
-            if out is None:
-                continue
-            tokens.append(np.asarray(out["tokens"], dtype=np.int32))
-            labels.append(np.asarray(out["labels"], dtype=np.int32))
-            counts.append((out["num_tokens"], out["num_trained_tokens"], out["truncated"]))
+            if sample is not None:
+                samples.append(sample)
         self._writer.write(rejects)
-        self._account(len(cols["raw"]), rejects)
-        order = self._order(len(tokens), cols)
-        tokens, labels, counts = (
-            [tokens[i] for i in order],
-            [labels[i] for i in order],
-            [counts[i] for i in order],
-        )
-        c = np.array(counts, dtype=np.int64).reshape(-1, 3)
-        return pa.Table.from_arrays(
-            [
-                _list_array(tokens),
-                _list_array(labels),
-                pa.array(c[:, 0].astype(np.int32)),
-                pa.array(c[:, 1].astype(np.int32)),
-                pa.array(c[:, 2].astype(bool)),
-            ],
-            schema=TOKENIZED_SCHEMA,
-        )
+        self._account(len(raws), rejects)
+        return tokenized_table([samples[i] for i in self._order(len(samples), batch)])
 
     def _account(self, seen: int, rejects: list[dict[str, Any]]) -> None:
         self._seen += seen
@@ -218,9 +254,10 @@ class TokenizeRows:
                 f"files in {self._writer.rejected_path}"
             )
 
-    def _order(self, n: int, cols: Mapping[str, list]) -> np.ndarray:
+    def _order(self, n: int, batch: pa.Table) -> np.ndarray:
         if self._shuffle_seed is None or n < 2:
             return np.arange(n)
-        key = f"{cols['source'][0]}:{cols['line'][0]}:{cols['row'][0]}".encode()
+        first = [batch[name][0].as_py() for name in ("source", "line", "row")]
+        key = ":".join(map(str, first)).encode()
         rng = np.random.default_rng([self._shuffle_seed, zlib.crc32(key)])
         return rng.permutation(n)

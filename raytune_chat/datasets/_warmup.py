@@ -1,10 +1,11 @@
 """Start Ray Data's per-cluster helper actors early, while the caller is still busy.
 
 Ray Data (2.60) gives a pipeline no CPU budget until its autoscaling-coordinator actor has
-answered, and that actor, like the stats actor, is only created when the first dataset
-starts executing: on a small machine a new worker process costs seconds. Creating both
-(named, detached, get-if-exists: the same calls Ray Data makes) when a chat dataset is
-built overlaps that start-up with the caller's own (importing torch, building the model).
+answered, and each actor pool registers with an actor-location tracker; these actors, like
+the stats actor, are only created when the first dataset starts executing, and on a small
+machine each new worker process costs seconds. Creating them (named, detached,
+get-if-exists: the same calls Ray Data makes) when a chat dataset is built overlaps that
+start-up with the caller's own (importing torch, building the model).
 Private Ray APIs, so any failure here only means no head start.
 """
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def start_ray_data_actors() -> bool:
-    """Create Ray Data's coordinator and stats actors if missing; True when both were asked for.
+    """Create Ray Data's coordinator, stats and location actors if missing; True when asked for.
 
     Example:
         >>> import ray
@@ -32,10 +33,14 @@ def start_ray_data_actors() -> bool:
         return False
     try:
         from ray.data._internal.cluster_autoscaler import get_or_create_autoscaling_coordinator
+        from ray.data._internal.execution.node_trackers import (
+            get_or_create_actor_location_tracker,
+        )
         from ray.data._internal.stats import get_or_create_stats_actor
 
         get_or_create_autoscaling_coordinator()
         get_or_create_stats_actor()
+        get_or_create_actor_location_tracker()
     except Exception as exc:  # noqa: BLE001 - an optimisation must never fail a run
         logger.debug("no head start for Ray Data's actors: %s", exc)
         return False

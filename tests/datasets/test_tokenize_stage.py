@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from raytune_chat.data import ShareGPTToMessages, tokenize_row
+from raytune_chat.data import ShareGPTToMessages, shifted_labels, tokenize_row
 from raytune_chat.datasets import TooManyRejectedRows, read_rejects
 from raytune_chat.datasets._readers import RECORD_SCHEMA
-from raytune_chat.datasets._tokenize import TokenizeRows
+from raytune_chat.datasets._tokenize import TokenizeRows, tokenized_table
 from raytune_chat.models.llama3 import llama3_tokenizer
 
 GOOD = [
@@ -76,3 +77,16 @@ def test_stage_stops_when_too_many_rows_are_rejected(tokenizer, tmp_path):
     stage = _stage(tokenizer, tmp_path, max_rejected_fraction=0.1, rejected_check_min_rows=5)
     with pytest.raises(TooManyRejectedRows, match=r"2 of 8 rows rejected .*read_error 1"):
         stage(_batch([json.dumps(r).encode() for r in GOOD] + [b"[]", b""]))
+
+
+def test_batched_labels_equal_the_per_row_shift():
+    rng = np.random.default_rng(0)
+    rows = [list(rng.integers(0, 1000, size=n)) for n in (5, 1, 0, 9, 2, 0, 7)]
+    masks = [list(rng.random(len(r)) < 0.4) for r in rows]
+    table = tokenized_table([(r, m, False) for r, m in zip(rows, masks, strict=True)])
+    want = [shifted_labels(r, m) for r, m in zip(rows, masks, strict=True)]
+    assert table["labels"].to_pylist() == want
+    assert table["tokens"].to_pylist() == [[int(t) for t in r] for r in rows]
+    assert table["num_trained_tokens"].to_pylist() == [sum(x != -100 for x in w) for w in want]
+    assert table["num_tokens"].to_pylist() == [len(r) for r in rows]
+    assert tokenized_table([]).num_rows == 0

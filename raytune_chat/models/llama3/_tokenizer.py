@@ -188,9 +188,12 @@ class Llama3Tokenizer(ChatTokenizer):
         return header
 
     def _body(self, message: Message, texts: list[str]) -> list[int]:
+        encode_text = self.tt_model.encode_text
+        if len(texts) == 1 and not message.ipython:
+            return encode_text(texts[0])
         body = [self.python_tag] if message.ipython else []
         for text in texts:
-            body += self.encode(text, add_bos=False, add_eos=False)
+            body += encode_text(text)
         return body
 
     def _end(self, message: Message) -> list[int]:
@@ -240,9 +243,12 @@ class Llama3Tokenizer(ChatTokenizer):
         stopped_early = False
         last = len(templated) - 1
         for i, (message, texts) in enumerate(templated):
-            ids = self._tokenize_one(message, texts, True, add_end_tokens or i < last)
-            tokens += ids
-            mask += [message.masked] * len(ids)
+            start = len(tokens)  # as _tokenize_one, without building a list per message
+            tokens += self._header(message.role)
+            tokens += self._body(message, texts)
+            if add_end_tokens or i < last:
+                tokens.append(self.eot_id if message.eot else self.eom_id)
+            mask += [message.masked] * (len(tokens) - start)
             if cut_early and len(tokens) >= max_seq_len:
                 stopped_early = i < last
                 break

@@ -149,17 +149,27 @@ class TikTokenBaseTokenizer:
         """
         if not text:
             return []
-        encode = self._encoding.encode_ordinary
-        if len(text) <= MAX_NO_WHITESPACE_CHARS:
-            tokens = encode(text)
-        else:
-            tokens = []
-            for piece in split_long_runs(text):
-                tokens.extend(encode(piece))
+        tokens = self.encode_text(text)
         if add_bos:
             tokens.insert(0, self.bos_id)
         if add_eos:
             tokens.append(self.eos_id)
+        return tokens
+
+    def encode_text(self, text: str) -> list[int]:
+        """``encode(text, add_bos=False, add_eos=False)`` without the flag handling (hot path).
+
+        Example:
+            >>> from tests.assets.build_assets import cl100k_bpe_path
+            >>> from raytune_chat.models.llama3 import llama3_tokenizer
+            >>> llama3_tokenizer(str(cl100k_bpe_path())).tt_model.encode_text("Hello world")
+            [9906, 1917]
+        """
+        if len(text) <= MAX_NO_WHITESPACE_CHARS:
+            return self._encoding.encode_ordinary(text)
+        tokens: list[int] = []
+        for piece in split_long_runs(text):
+            tokens.extend(self._encoding.encode_ordinary(piece))
         return tokens
 
     def decode(self, token_ids: Sequence[int], truncate_at_eos: bool = True) -> str:
