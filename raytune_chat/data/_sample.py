@@ -56,8 +56,9 @@ def tokenize_conversation(
         tokens, mask, truncated = with_info(messages)
         return tokens, mask, truncated
     tokens, mask = tokenizer.tokenize_messages(messages)
-    max_seq_len = getattr(tokenizer, "max_seq_len", None)  # a foreign tokenizer: assume a
-    return tokens, mask, bool(max_seq_len) and len(tokens) >= max_seq_len  # full row was cut
+    # A foreign tokenizer does not say whether it cut: a row at the limit counts as cut.
+    max_seq_len = getattr(tokenizer, "max_seq_len", None)
+    return tokens, mask, bool(max_seq_len) and len(tokens) >= max_seq_len
 
 
 def tokenize_row(
