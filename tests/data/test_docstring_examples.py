@@ -13,6 +13,8 @@ MODULES = [
     "raytune_chat.data._message_transforms",
     "raytune_chat.data._prompt_templates",
     "raytune_chat.data._sample",
+    "raytune_chat.datasets._batches",
+    "raytune_chat.datasets._tokenize",
     "raytune_chat.modules.tokenizers._hf_special_tokens",
     "raytune_chat.modules.tokenizers._sentencepiece",
     "raytune_chat.modules.tokenizers._tiktoken",
