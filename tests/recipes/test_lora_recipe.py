@@ -193,6 +193,16 @@ def _train_worker_processes(metrics: Path) -> list[psutil.Process]:
     return found
 
 
+def _registered_checkpoints(storage: Path) -> int:
+    """How many checkpoints Ray Train's controller has registered for the run in `storage`."""
+    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
+        try:
+            return len(json.loads(snapshot.read_text())["checkpoint_results"])
+        except (OSError, ValueError, KeyError):
+            return 0  # being written: look again
+    return 0
+
+
 def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, tmp_path):
     data = write_chat_file(tmp_path / "chat.json", sample_conversations(40, skip=200))
     out = tmp_path / "out"
@@ -214,19 +224,21 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, tmp_path):
     runner.start()
     metrics = out / "metrics.jsonl"
 
-    def wait_for_step(step: int) -> None:
+    def wait_until(ready) -> None:
         deadline = time.time() + 600
-        while time.time() < deadline:
-            steps = [r["step"] for r in read_metrics(metrics)] if metrics.exists() else []
-            if steps and max(steps) >= step:
-                return
+        while time.time() < deadline and not ready():
             time.sleep(0.02)
 
-    # Find the worker first (scanning processes is slow), then kill it right after step 3.
-    wait_for_step(1)
+    def logged_a_step() -> bool:
+        return metrics.exists() and bool(read_metrics(metrics))
+
+    # Find the worker first (scanning processes is slow), then kill it as soon as Ray Train
+    # has registered a checkpoint (its snapshot file lists one): a checkpoint on disk that
+    # the controller has not yet polled would make the restart begin from scratch.
+    wait_until(logged_a_step)
     victims = _train_worker_processes(metrics)
     assert victims, "no training worker process found"
-    wait_for_step(3)
+    wait_until(lambda: _registered_checkpoints(out / "ray_results") > 0)
     for proc in victims:
         proc.kill()
     runner.join(timeout=600)
