@@ -3,8 +3,9 @@
 Both run the same `raytune_chat.training.train_step` on the same tiny Llama3 LoRA model
 (1 layer, embed 32, full 128,256 vocabulary) and the same pre-collated batches, on CPU with
 the same torch thread count. The Ray side is one `TorchTrainer` worker reading a Ray Dataset
-with `get_dataset_shard("train").iter_torch_batches(collate_fn=PaddedCollate)`; its steps/s is
-measured inside the worker after a warm-up (start-up cost is reported separately).
+with `iter_chat_batches(get_dataset_shard("train"), collate_fn=PaddedCollate)`, as the recipe
+does; its steps/s is measured inside the worker after a warm-up (start-up cost is reported
+separately).
 
     .venv/bin/python benchmarks/bench_train_overhead.py [--steps 40] [--threads 1]
 """
@@ -88,9 +89,11 @@ def plain(rows: list[dict], steps: int, threads: int) -> float:
 def _worker(config: dict) -> None:
     import ray.train
 
+    from raytune_chat.datasets import iter_chat_batches
+
     torch.set_num_threads(config["threads"])
     shard = ray.train.get_dataset_shard("train")
-    batches = shard.iter_torch_batches(batch_size=BATCH, collate_fn=PaddedCollate(pad_id=PAD))
+    batches = iter_chat_batches(shard, batch_size=BATCH, collate_fn=PaddedCollate(pad_id=PAD))
     sps = _loop(batches, config["steps"])
     with open(config["result_file"], "w") as f:  # V2 keeps metrics only with checkpoints
         f.write(str(sps))
