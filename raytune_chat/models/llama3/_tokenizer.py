@@ -196,22 +196,29 @@ class Llama3Tokenizer(ChatTokenizer):
             body += encode_text(text)
         return body
 
-    def _end(self, message: Message) -> list[int]:
-        return [self.eot_id] if message.eot else [self.eom_id]
-
     def tokenize_message(
         self, message: Message, *, add_start_tokens: bool = True, add_end_tokens: bool = True
     ) -> list[int]:
         """Tokenize one message: header, each text part stripped, end token."""
         texts = [part["content"].strip() for part in message.content]
-        return self._tokenize_one(message, texts, add_start_tokens, add_end_tokens)
+        tokens: list[int] = []
+        self._append_message(tokens, message, texts, add_start_tokens, add_end_tokens)
+        return tokens
 
-    def _tokenize_one(
-        self, message: Message, texts: list[str], add_start_tokens: bool, add_end_tokens: bool
-    ) -> list[int]:
-        header = self._header(message.role) if add_start_tokens else []
-        end = self._end(message) if add_end_tokens else []
-        return header + self._body(message, texts) + end
+    def _append_message(
+        self,
+        tokens: list[int],
+        message: Message,
+        texts: list[str],
+        add_start_tokens: bool,
+        add_end_tokens: bool,
+    ) -> None:
+        """Append header, body and end token in place (no list per message on the hot path)."""
+        if add_start_tokens:
+            tokens += self._header(message.role)
+        tokens += self._body(message, texts)
+        if add_end_tokens:
+            tokens.append(self.eot_id if message.eot else self.eom_id)
 
     def _templated(self, messages: Sequence[Message]) -> list[tuple[Message, list[str]]]:
         """Strip each message's text parts, then apply the template.
@@ -243,11 +250,8 @@ class Llama3Tokenizer(ChatTokenizer):
         stopped_early = False
         last = len(templated) - 1
         for i, (message, texts) in enumerate(templated):
-            start = len(tokens)  # as _tokenize_one, without building a list per message
-            tokens += self._header(message.role)
-            tokens += self._body(message, texts)
-            if add_end_tokens or i < last:
-                tokens.append(self.eot_id if message.eot else self.eom_id)
+            start = len(tokens)
+            self._append_message(tokens, message, texts, True, add_end_tokens or i < last)
             mask += [message.masked] * (len(tokens) - start)
             if cut_early and len(tokens) >= max_seq_len:
                 stopped_early = i < last
