@@ -1,6 +1,7 @@
 """Every manifest under k8s/ validates against the KubeRay CRDs (ray.io/v1) and hangs together.
 
-The CRD schemas come from ../shared/kuberay-crds (beside the repository, as in CI). Their
+The CRD schemas are the real KubeRay ones, kept in tests/assets/kuberay_crds/ (source, version,
+licence and checksums in its README), so the check runs on any clone, offline. Their
 `openAPIV3Schema` is used as JSON Schema with the Kubernetes-only `x-kubernetes-*` keys
 dropped and, like `kubectl apply --validate=strict`, unknown fields rejected (objects that
 declare `properties` get `additionalProperties: false` unless they preserve unknown fields).
@@ -9,6 +10,7 @@ declare `properties` get `additionalProperties: false` unless they preserve unkn
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from pathlib import Path
 
@@ -18,8 +20,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-CRDS = REPO.parent / "shared" / "kuberay-crds"
+CRDS = REPO / "tests" / "assets" / "kuberay_crds"
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+CRD_SHA256 = {
+    "ray.io_rayclusters.yaml": "c44704442eef0c6721ad40c1d66782c8bd3fdab9d3344306a5820910a679baa1",
+    "ray.io_rayjobs.yaml": "01a5cf3b17c1769fda44af7e82debcd98722f0c27b9ab84d084681c6649121f5",
+}
 RAY_IMAGE_VERSION = re.compile(r"ray(\d+\.\d+\.\d+)")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are 2 MiB of YAML
 
@@ -39,10 +45,11 @@ def _strict(node):
 
 @pytest.fixture(scope="module")
 def validators() -> dict[str, jsonschema.protocols.Validator]:
-    assert CRDS.is_dir(), f"KubeRay CRDs not found at {CRDS} (expected ../shared/kuberay-crds)"
     out = {}
     for kind, name in CRD_FILES.items():
-        crd = yaml.load((CRDS / name).read_text(), Loader=_LOADER)
+        text = (CRDS / name).read_bytes()
+        assert hashlib.sha256(text).hexdigest() == CRD_SHA256[name], f"{name} changed"
+        crd = yaml.load(text, Loader=_LOADER)
         assert crd["spec"]["names"]["kind"] == kind
         (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
         schema = _strict(v1["schema"]["openAPIV3Schema"])
