@@ -1,7 +1,8 @@
 """Submit a ``raytune-chat`` run to a Ray cluster through ``ray job submit``.
 
 The job CLI does the work; this module only builds its command line: the runtime environment
-comes from a YAML template (``jobs/runtime_env.yaml``) plus selected variables of the submitting
+comes from a YAML template (``runtime_env.yaml`` shipped beside this module, also reachable as
+``jobs/runtime_env.yaml`` in a checkout) plus selected variables of the submitting
 shell (S3 endpoint and region by default, credentials only when asked), and token
 authentication stays on (``RAY_AUTH_MODE=token`` unless the caller set the mode explicitly).
 No ``ray`` import: the job CLI runs as a subprocess.
@@ -21,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import os
 import shlex
 import subprocess
@@ -36,8 +38,10 @@ __all__ = [
     "ENDPOINT_ENV",
     "build_runtime_env",
     "build_submit_command",
+    "is_project_checkout",
     "main",
     "submit",
+    "without_working_dir_install",
 ]
 
 # Forwarded by default when set in the submitting shell: where the object store is.
@@ -45,7 +49,9 @@ ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DE
 # Forwarded only with --forward-s3-credentials: runtime_env values are stored with the job and
 # shown to anyone holding the cluster token, so prefer credentials already on the nodes.
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-DEFAULT_RUNTIME_ENV = Path("jobs/runtime_env.yaml")
+DEFAULT_RUNTIME_ENV = Path(str(importlib.resources.files(__name__) / "runtime_env.yaml"))
+# The template installs the uploaded working dir when it is a raytune_chat source tree.
+WORKING_DIR_PACKAGE = "${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}"
 _TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
 
@@ -71,6 +77,44 @@ def build_runtime_env(
     env_vars = {str(k): str(v) for k, v in (template.get("env_vars") or {}).items()}
     env_vars.update({name: environ[name] for name in forward if environ.get(name)})
     env["env_vars"] = env_vars
+    return env
+
+
+def is_project_checkout(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds raytune_chat's own ``pyproject.toml`` (pip can install it).
+
+    Example:
+        >>> is_project_checkout("/")
+        False
+    """
+    pyproject = Path(folder) / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    return 'name = "raytune_chat"' in pyproject.read_text(encoding="utf-8", errors="replace")
+
+
+def without_working_dir_install(runtime_env: Mapping) -> dict:
+    """``runtime_env`` minus the ``pip`` entry that installs the uploaded working dir.
+
+    Used when the working dir is not a raytune_chat checkout (a user who installed the package
+    submits from their own folder): the nodes must then already have raytune_chat installed.
+
+    Example:
+        >>> without_working_dir_install(
+        ...     {"pip": {"packages": ["${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}"]}, "env_vars": {}})
+        {'env_vars': {}}
+    """
+    env = dict(runtime_env)
+    pip = env.get("pip")
+    packages = pip.get("packages", []) if isinstance(pip, Mapping) else pip
+    if isinstance(packages, list) and WORKING_DIR_PACKAGE in packages:
+        rest = [p for p in packages if p != WORKING_DIR_PACKAGE]
+        if not rest:
+            env.pop("pip")
+        elif isinstance(pip, Mapping):
+            env["pip"] = {**pip, "packages": rest}
+        else:
+            env["pip"] = rest
     return env
 
 
@@ -152,8 +196,10 @@ def submit(
     Args:
         run_args: Entrypoint arguments (``run <recipe> --config <cfg> [key=value ...]``).
         address: Dashboard address of the cluster (``http://127.0.0.1:8265``).
-        runtime_env: runtime_env YAML template.
-        working_dir: Directory to upload.
+        runtime_env: runtime_env YAML template (default: the one shipped with the package).
+        working_dir: Directory to upload. When it is not a raytune_chat checkout, the
+            template's install of the working dir is left out (the nodes must have
+            raytune_chat installed).
         forward_env: Extra variable names to forward besides :data:`ENDPOINT_ENV`.
         forward_s3_credentials: Also forward :data:`CREDENTIAL_ENV` (stored with the job).
         submission_id: Optional job id.
@@ -173,6 +219,13 @@ def submit(
     template = yaml.safe_load(Path(runtime_env).read_text()) or {}
     names = [*ENDPOINT_ENV, *forward_env, *(CREDENTIAL_ENV if forward_s3_credentials else ())]
     rendered = build_runtime_env(template, forward=names, environ=environ)
+    if not is_project_checkout(working_dir):
+        rendered = without_working_dir_install(rendered)
+        print(
+            f"raytune-chat submit: {Path(working_dir).resolve()} is not a raytune_chat checkout, "
+            "so the job uses the raytune_chat installed on the cluster's nodes",
+            file=sys.stderr,
+        )
     env = _auth_env(environ)
     if not dry_run and env["RAY_AUTH_MODE"] == "token" and not _has_token(env):
         raise RuntimeError(
@@ -207,7 +260,11 @@ def _parser() -> argparse.ArgumentParser:
         "run lora_finetune_single_device --config tiny/llama3_lora_cpu",
     )
     p.add_argument("--address", help="dashboard address, e.g. http://127.0.0.1:8265")
-    p.add_argument("--runtime-env", default=str(DEFAULT_RUNTIME_ENV), help="runtime_env YAML")
+    p.add_argument(
+        "--runtime-env",
+        default=str(DEFAULT_RUNTIME_ENV),
+        help="runtime_env YAML template (default: the one shipped with raytune_chat)",
+    )
     p.add_argument("--working-dir", default=".", help="directory uploaded with the job")
     p.add_argument(
         "--forward-env",
@@ -252,7 +309,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, FileNotFoundError) as exc:
         print(f"raytune-chat submit: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

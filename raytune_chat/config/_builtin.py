@@ -1,7 +1,8 @@
-"""Find the built-in configs shipped with the package (the repo's `configs/` folder).
+"""Find the built-in configs shipped inside the package (`raytune_chat/_builtin_configs/`).
 
-In a source checkout and an editable install they are read from `configs/`; a wheel carries the
-same files as package data under `raytune_chat/_builtin_configs/`.
+They are real files in the package (the repository's top-level `configs/` is a symlink to
+them, for browsing), so a wheel, an editable install and a checkout without symlinks all see
+the same configs.
 """
 
 from __future__ import annotations
@@ -22,21 +23,32 @@ __all__ = [
 
 def builtin_config_dir() -> Path:
     """The folder holding the built-in configs (`<name>.yaml` under family folders)."""
-    packaged = Path(str(importlib.resources.files("raytune_chat") / "_builtin_configs"))
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "configs"
+    return Path(str(importlib.resources.files("raytune_chat") / "_builtin_configs"))
 
 
-def list_builtin_configs() -> list[str]:
+def list_builtin_configs(root: str | Path | None = None) -> list[str]:
     """Names of the built-in configs, e.g. ``llama3/8B_lora_single_device``.
+
+    Args:
+        root: the folder to list (default: :func:`builtin_config_dir`).
+
+    Raises:
+        ConfigError: when the folder holds no config (a broken install), rather than
+            listing nothing.
 
     Example:
         >>> "tiny/llama3_lora_cpu" in list_builtin_configs()
         True
     """
-    root = builtin_config_dir()
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    root = Path(root) if root is not None else builtin_config_dir()
+    names = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    if not names:
+        raise ConfigError(
+            "",
+            f"no built-in config found in {root}: the raytune_chat install is incomplete; "
+            "reinstall it (`pip install --force-reinstall raytune_chat`)",
+        )
+    return names
 
 
 def find_config(name: str) -> Path:

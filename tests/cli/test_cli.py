@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -128,38 +125,3 @@ def test_prepare_writes_parquet_that_trains_without_tokenizing(ray_cluster, tmp_
     assert table.num_rows == 5
     assert {"tokens", "labels", "num_trained_tokens"} <= set(table.column_names)
     assert "wrote 5 tokenized conversations" in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_wheel_carries_the_builtin_configs(tmp_path):
-    """A non-editable install finds configs/ as package data (raytune_chat/_builtin_configs)."""
-    src = tmp_path / "src"
-    shutil.copytree(
-        REPO,
-        src,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".git", "tests", "build", "*.egg-info", "__pycache__", "outputs"
-        ),
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path / "dist"),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wheel = next((tmp_path / "dist").glob("raytune_chat-*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    for config in ("tiny/llama3_lora_cpu", "llama3/8B_lora_single_device", "llama3/8B_lora"):
-        assert f"raytune_chat/_builtin_configs/{config}.yaml" in names
-    assert json.dumps(names).count("_sample_data/sample_chat.json") == 1

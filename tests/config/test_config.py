@@ -332,3 +332,8 @@ def test_copy_builtin_config_never_overwrites(tmp_path):
         copy_builtin_config("llama3/8B_lora_single_device", dest)
     with pytest.raises(ConfigError):
         copy_builtin_config("llama3/nope", tmp_path / "x.yaml")
+
+
+def test_an_empty_config_folder_is_an_error_not_an_empty_list(tmp_path):
+    with pytest.raises(ConfigError, match="no built-in config found"):
+        list_builtin_configs(tmp_path)

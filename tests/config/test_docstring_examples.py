@@ -1,4 +1,4 @@
-"""Every docstring example of the config, training-step and recipe modules runs."""
+"""Every docstring example of the config, job-submission, training-step and recipe modules runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "raytune_chat._jobs",
     "raytune_chat.config",
     "raytune_chat.config._builtin",
     "raytune_chat.config._errors",

@@ -114,3 +114,33 @@ def test_rayignore_keeps_the_upload_to_source():
         assert ignored(path), path
     for path in ["raytune_chat/_jobs.py", "configs/tiny/llama3_lora_cpu.yaml", "pyproject.toml"]:
         assert not ignored(path), path
+
+
+def test_default_runtime_env_is_shipped_in_the_package():
+    import raytune_chat
+
+    package = Path(raytune_chat.__file__).parent
+    assert _jobs.DEFAULT_RUNTIME_ENV == package / "_jobs" / "runtime_env.yaml"
+    assert _jobs.DEFAULT_RUNTIME_ENV.read_text() == TEMPLATE.read_text()  # jobs/ links to it
+
+
+def test_submit_from_any_folder_uses_the_shipped_template(tmp_path, capsys, monkeypatch):
+    """No --runtime-env and a folder that is not a checkout: the installed raytune_chat is used."""
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "r", "--config", "c"]
+    assert _jobs.main(["--dry-run", "--", *args]) == 0
+    captured = capsys.readouterr()
+    rendered = yaml.safe_load(captured.out.split("\n", 1)[1])
+    assert rendered["env_vars"]["RAY_TQDM"] == "0" and "pip" not in rendered
+    assert "not a raytune_chat checkout" in captured.err
+    # From the checkout the template installs the uploaded project, and an explicit
+    # --runtime-env still wins.
+    custom = tmp_path / "env.yaml"
+    custom.write_text("env_vars: {MINE: '1'}\n")
+    assert _jobs.main(["--dry-run", "--runtime-env", str(custom), "--working-dir", str(REPO),
+                       "--", *args]) == 0  # fmt: skip
+    rendered = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert rendered["env_vars"] == {"MINE": "1"}
+    assert _jobs.submit(args, working_dir=REPO, dry_run=True, environ={}) == 0
+    rendered = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert rendered["pip"]["packages"] == [_jobs.WORKING_DIR_PACKAGE]
