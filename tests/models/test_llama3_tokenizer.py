@@ -12,12 +12,8 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-from pathlib import Path
-from typing import NamedTuple
 
 import pytest
-import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
 from raytune_chat.data import (
     ChatMLTemplate,
@@ -29,7 +25,7 @@ from raytune_chat.data import (
     SummarizeTemplate,
 )
 from raytune_chat.models.llama3 import llama3_tokenizer
-from tests.assets.build_assets import cl100k_bpe_path, meta_llama3_tokenizer_path
+from tests.assets.build_assets import cl100k_bpe_path
 
 # Spec §2 ids, written out literally.
 BOS, EOS, PAD, STEP, SH, EH, EOM, EOT, PY = (
@@ -37,11 +33,6 @@ BOS, EOS, PAD, STEP, SH, EH, EOM, EOT, PY = (
 )  # fmt: skip
 # cl100k ids of the role names and "\n\n".
 SYSTEM, USER, ASSISTANT, NL2 = 9125, 882, 78191, 271
-
-CL100K = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
-    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
 
 TUTORIAL = [  # torchtune "Fine-Tuning Llama3 with Chat Data", the 3-message sample
     {"role": "system", "content": "You are a helpful, respectful, and honest assistant."},
@@ -62,36 +53,10 @@ DIALOGUE = {  # the tutorial's ShareGPT file (data/my_data.json, column "dialogu
 }
 
 
-class TokenizerFile(NamedTuple):
-    name: str
-    path: Path  # what the tokenizer under test is built from
-    ranks: Path  # the tiktoken BPE file the expected ids come from
-    base_vocab_size: int
-
-
-@pytest.fixture(scope="module", params=["cl100k", "meta_model", "meta_json"])
-def tokenizer_file(request) -> TokenizerFile:
-    if request.param == "cl100k":
-        return TokenizerFile("cl100k", cl100k_bpe_path(), cl100k_bpe_path(), 100256)
-    model = meta_llama3_tokenizer_path("tokenizer.model")
-    path = meta_llama3_tokenizer_path("tokenizer.json") if request.param == "meta_json" else model
-    return TokenizerFile(request.param, path, model, 128000)
-
-
 @pytest.fixture(scope="module")
 def bpe_path(tokenizer_file):
     """The file the tokenizer under test is built from (overrides the cl100k-only fixture)."""
     return tokenizer_file.path
-
-
-@pytest.fixture(scope="module")
-def raw(tokenizer_file):
-    """The raw tiktoken encoder: plain text only, no special tokens at all."""
-    enc = tiktoken.Encoding(
-        name="raw", pat_str=CL100K, mergeable_ranks=load_tiktoken_bpe(str(tokenizer_file.ranks)),
-        special_tokens={},
-    )  # fmt: skip
-    return enc.encode_ordinary
 
 
 @pytest.fixture(scope="module")
