@@ -36,6 +36,7 @@ _SHAREGPT_ROLES = {
 }
 _REASONING_KEYS = ("reasoning_content", "reasoning")
 _TOOL_ROLES = ("tool", "ipython")
+_TOOL_SOURCES = frozenset({"function_call", "observation"})
 
 # (role, text, reasoning) of one message, before masking.
 _Turn = tuple[str, str, "str | None"]
@@ -93,19 +94,21 @@ class _ToMessages:
         masks = _masks(self.masking_strategy, [role for role, _, _ in turns])
         keep_reasoning = self.reasoning != "drop"
         messages = [
-            Message(
-                role=role,
-                content=text,
-                masked=masked,
+            Message(role, text, masked)
+            if reasoning is None
+            else Message(
+                role,
+                text,
+                masked,
                 reasoning=reasoning if keep_reasoning else None,
-                reasoning_masked=reasoning is not None and self.reasoning == "mask",
+                reasoning_masked=self.reasoning == "mask",
             )
             for (role, text, reasoning), masked in zip(turns, masks, strict=True)
         ]
         if self.new_system_prompt is not None:
             messages.insert(0, Message(role="system", content=self.new_system_prompt, masked=True))
         sample: dict[str, Any] = {"messages": messages}
-        tools = _tools(row, self.tools_column)
+        tools = _tools(row, self.tools_column) if row.get(self.tools_column) is not None else None
         if tools:
             if not any(m.role == "user" for m in messages):
                 raise RowRejected(
@@ -287,13 +290,18 @@ class ShareGPTToMessages(_ToMessages):
                     "(expected system, human, gpt, function_call or observation)",
                     index=i,
                 )
-            if source == "function_call":
-                text = render_tool_call(_one_call(_parse_call(raw["value"], i), i), i)
+            value = raw["value"]
+            # The common case inline: this loop runs for every message of every row.
+            if type(value) is str and source not in _TOOL_SOURCES:
+                text = value
+            elif source == "function_call":
+                text = render_tool_call(_one_call(_parse_call(value, i), i), i)
             elif source == "observation":
-                text = _tool_result(raw["value"], i, "'value'")
+                text = _tool_result(value, i, "'value'")
             else:
-                text = _text(raw["value"], i, "'value'")
-            turns.append((role, text, self._reasoning(raw, role, i)))
+                text = _text(value, i, "'value'")
+            has_reasoning = "reasoning_content" in raw or "reasoning" in raw
+            turns.append((role, text, self._reasoning(raw, role, i) if has_reasoning else None))
         return self._finish(row, turns, 0)
 
 
@@ -366,14 +374,17 @@ class OpenAIToMessages(_ToMessages):
             if not isinstance(role, str) or role not in ROLES:
                 raise RowRejected("unknown_role", f"message {i}: unknown role {role!r}", index=i)
             content = raw.get("content")
-            if calls and role == "assistant":
+            if type(content) is str and not calls:  # the common case inline
+                text = content
+            elif calls and role == "assistant":
                 text = render_tool_call(_one_call(calls, i), i)
                 call_text_dropped += _has_text(content)
             elif role in _TOOL_ROLES and isinstance(content, Mapping):
                 text = _tool_result(content, i, "'content'")
             else:
                 text = _openai_text(content, i, tool_result=role in _TOOL_ROLES)
-            turns.append((role, text, self._reasoning(raw, role, i)))
+            has_reasoning = "reasoning_content" in raw or "reasoning" in raw
+            turns.append((role, text, self._reasoning(raw, role, i) if has_reasoning else None))
         return self._finish(row, turns, call_text_dropped)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX, RowRejected
@@ -23,6 +24,8 @@ def shifted_labels(tokens: list[int], mask: list[bool]) -> list[int]:
     labels.append(ignore)
     return labels
 
+
+_NOTHING_DROPPED: Mapping[str, int] = MappingProxyType({})
 
 Truncation = Literal["right", "drop", "history"]
 TRUNCATIONS = ("right", "drop", "history")
@@ -79,15 +82,16 @@ def tokenize_conversation(
         ...                        {"from": "gpt", "value": "Hello"}]},
         ...     message_transform=ShareGPTToMessages(),
         ...     tokenizer=llama3_tokenizer(str(cl100k_bpe_path())))
-        >>> len(tokens) == len(mask), mask[0], truncated, dropped
+        >>> len(tokens) == len(mask), mask[0], truncated, dict(dropped)
         (True, True, False, {})
     """
     sample = message_transform(row)
     messages = sample["messages"]
     validate_messages(messages)
     tools = sample.get("tools")
-    _check_supported(tokenizer, messages, tools)
-    dropped = sample.get("dropped") or {}
+    if tools or not getattr(tokenizer, "supports_reasoning", False):
+        _check_supported(tokenizer, messages, tools)
+    dropped = sample.get("dropped", _NOTHING_DROPPED)
     tokens, mask, truncated = _tokenize(tokenizer, messages, tools)
     if truncated and truncation != "right":
         if truncation == "drop":
@@ -129,11 +133,11 @@ def _check_supported(tokenizer: Any, messages: Sequence[Any], tools: Any) -> Non
 
 
 def _tokenize(tokenizer: Any, messages: Sequence[Any], tools: Any) -> tuple[list, list, bool]:
-    kwargs = {"tools": tools} if tools else {}
     with_info = getattr(tokenizer, "tokenize_messages_with_info", None)
     if with_info is not None:
-        tokens, mask, truncated = with_info(messages, **kwargs)
+        tokens, mask, truncated = with_info(messages, tools=tools) if tools else with_info(messages)
         return tokens, mask, truncated
+    kwargs = {"tools": tools} if tools else {}
     tokens, mask = tokenizer.tokenize_messages(messages, **kwargs)
     # A foreign tokenizer does not say whether it cut: a row at the limit counts as cut.
     max_seq_len = getattr(tokenizer, "max_seq_len", None)

@@ -164,7 +164,11 @@ def tokenized_table(samples: Sequence[tuple]) -> pa.Table:
     trained = np.zeros(len(labels) + 1, dtype=np.int64)
     np.cumsum(labels != CROSS_ENTROPY_IGNORE_IDX, out=trained[1:])
     truncated = np.fromiter((s[2] for s in samples), dtype=bool, count=len(samples))
-    dropped = [s[3] if len(s) > 3 else {} for s in samples]
+    dropped = np.zeros((len(DROPPED_KINDS), len(samples)), dtype=np.int32)
+    for row, sample in enumerate(samples):
+        if len(sample) > 3 and sample[3]:  # most rows lose nothing
+            for k, kind in enumerate(DROPPED_KINDS):
+                dropped[k, row] = sample[3].get(kind, 0)
     return pa.Table.from_arrays(
         [
             _list_array(offsets, tokens),
@@ -172,10 +176,7 @@ def tokenized_table(samples: Sequence[tuple]) -> pa.Table:
             pa.array(lengths.astype(np.int32)),
             pa.array((trained[offsets[1:]] - trained[offsets[:-1]]).astype(np.int32)),
             pa.array(truncated),
-            *(
-                pa.array([d.get(kind, 0) for d in dropped], type=pa.int32())
-                for kind in DROPPED_KINDS
-            ),
+            *(pa.array(counts) for counts in dropped),
         ],
         schema=TOKENIZED_SCHEMA,
     )
