@@ -26,6 +26,7 @@ from typing import Any
 
 from raytune_chat.modules.tokenizers._tiktoken import (
     MAX_NO_WHITESPACE_CHARS,
+    PlainTextEncoder,
     TikTokenBaseTokenizer,
     read_bytes,
     split_long_runs,
@@ -65,12 +66,12 @@ def _plain_text_tokenizer(data: bytes) -> Any:
     return Tokenizer.from_str(json.dumps(spec))
 
 
-class HuggingFaceBaseTokenizer:
+class HuggingFaceBaseTokenizer(PlainTextEncoder):
     """A ``tokenizer.json`` that encodes every text as plain text, with chunked encoding.
 
-    Same interface as `TikTokenBaseTokenizer` (``encode``, ``encode_text``, ``decode``,
-    ``base_vocab_size``, ``vocab_size``). Special ids decode to their strings from
-    ``special_tokens``; they are never produced from text.
+    Same interface as `TikTokenBaseTokenizer` (``encode`` from `PlainTextEncoder`,
+    ``encode_text``, ``decode``, ``base_vocab_size``, ``vocab_size``). Special ids decode to
+    their strings from ``special_tokens``; they are never produced from text.
 
     The file is read once; pickling carries its bytes, so a Ray worker needs no access to it.
 
@@ -135,17 +136,6 @@ class HuggingFaceBaseTokenizer:
         self.__dict__.update(state)
         self._setup()
 
-    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
-        """Encode text as plain text (special-token strings stay text); empty text gives ``[]``."""
-        if not text:
-            return []
-        tokens = self.encode_text(text)
-        if add_bos:
-            tokens.insert(0, self.bos_id)
-        if add_eos:
-            tokens.append(self.eos_id)
-        return tokens
-
     def encode_text(self, text: str) -> list[int]:
         """``encode(text, add_bos=False, add_eos=False)`` without the flag handling."""
         encode = self._tokenizer.encode
@@ -158,12 +148,9 @@ class HuggingFaceBaseTokenizer:
 
     def decode(self, token_ids: Sequence[int], truncate_at_eos: bool = True) -> str:
         """Decode ids (special ids decode to their strings); optionally stop at the first eos."""
-        ids = list(token_ids)
-        if truncate_at_eos and self.eos_id in ids:
-            ids = ids[: ids.index(self.eos_id)]
         out: list[str] = []
         run: list[int] = []
-        for token in ids:
+        for token in self._ids_before_eos(token_ids, truncate_at_eos):
             special = self._special_by_id.get(token)
             if special is None:
                 run.append(token)
