@@ -3,11 +3,18 @@
 from raytune_chat._lazy import lazy_exports
 from raytune_chat.data._common import (
     CROSS_ENTROPY_IGNORE_IDX,
+    DROPPED_KINDS,
     REJECT_REASONS,
     MaskingStrategy,
     RowRejected,
 )
-from raytune_chat.data._message_transforms import OpenAIToMessages, ShareGPTToMessages
+from raytune_chat.data._message_transforms import (
+    REASONING_MODES,
+    OpenAIToMessages,
+    ReasoningMode,
+    ShareGPTToMessages,
+    render_tool_call,
+)
 from raytune_chat.data._messages import Message, Role, validate_messages
 from raytune_chat.data._packing import PackedRows, pack_window
 from raytune_chat.data._prompt_templates import (
@@ -19,7 +26,14 @@ from raytune_chat.data._prompt_templates import (
     SummarizeTemplate,
     resolve_prompt_template,
 )
-from raytune_chat.data._sample import shifted_labels, tokenize_conversation, tokenize_row
+from raytune_chat.data._sample import (
+    TRUNCATIONS,
+    TokenizedConversation,
+    Truncation,
+    shifted_labels,
+    tokenize_conversation,
+    tokenize_row,
+)
 
 # Collate code needs torch; imported on first use (tokenizer actors never use it).
 __getattr__ = lazy_exports(
@@ -32,7 +46,10 @@ __getattr__ = lazy_exports(
 
 __all__ = [
     "CROSS_ENTROPY_IGNORE_IDX",
+    "DROPPED_KINDS",
+    "REASONING_MODES",
     "REJECT_REASONS",
+    "TRUNCATIONS",
     "ChatMLTemplate",
     "GrammarErrorCorrectionTemplate",
     "MaskingStrategy",
@@ -44,10 +61,14 @@ __all__ = [
     "PromptTemplate",
     "PromptTemplateInterface",
     "QuestionAnswerTemplate",
+    "ReasoningMode",
     "Role",
     "RowRejected",
     "ShareGPTToMessages",
     "SummarizeTemplate",
+    "TokenizedConversation",
+    "Truncation",
+    "render_tool_call",
     "resolve_prompt_template",
     "shifted_labels",
     "tokenize_conversation",

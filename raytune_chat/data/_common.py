@@ -18,8 +18,24 @@ REJECT_REASONS = (
     "bad_turn_order",
     "system_not_first",
     "system_not_supported",
+    "multiple_tool_calls",
+    "bad_tool_call",
+    "bad_tools",
+    "tools_without_user_message",
+    "not_supported_by_tokenizer",
+    "too_long",
+    "no_trained_tokens",
 )
 """Stable reason codes raised by the message layer (the pipeline adds its own)."""
+
+DROPPED_KINDS = ("reasoning", "call_text", "messages")
+"""What a kept row may lose on purpose, counted per row and in the stats:
+
+- ``reasoning``: assistant messages whose reasoning trace was left out (``reasoning="drop"``);
+- ``call_text``: tool-call messages whose text beside the call was not rendered (as in
+  Meta's Llama 3.1 template);
+- ``messages``: messages cut by ``truncation="history"``.
+"""
 
 
 class MaskingStrategy(str, Enum):

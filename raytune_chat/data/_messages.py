@@ -24,6 +24,9 @@ class Message:
         masked: ``True`` = not in the loss.
         ipython: the message is an assistant tool call.
         eot: ``True`` = end of turn; ``False`` = end of message, more follows.
+        reasoning: an assistant's reasoning trace, rendered before the content by tokenizers
+            that have a format for it (Llama3: ``<think>`` … ``</think>``); ``None`` = none.
+        reasoning_masked: keep the reasoning out of the loss even when the message is trained.
 
     Raises:
         ValueError: if ``ipython`` is set on a non-assistant message or content is not text.
@@ -34,7 +37,7 @@ class Message:
         ('Hi!', True)
     """
 
-    __slots__ = ("role", "content", "masked", "ipython", "eot")
+    __slots__ = ("role", "content", "masked", "ipython", "eot", "reasoning", "reasoning_masked")
 
     def __init__(
         self,
@@ -43,14 +46,20 @@ class Message:
         masked: bool = False,
         ipython: bool = False,
         eot: bool = True,
+        reasoning: str | None = None,
+        reasoning_masked: bool = False,
     ) -> None:
         self.role = role
         self.content = _content_parts(content)
         self.masked = masked
         self.ipython = ipython
         self.eot = eot
+        self.reasoning = reasoning
+        self.reasoning_masked = reasoning_masked
         if ipython and role != "assistant":
             raise ValueError(f"only assistant messages can be tool calls, got role {role!r}")
+        if reasoning is not None and not isinstance(reasoning, str):
+            raise ValueError(f"reasoning must be text, got {type(reasoning).__name__}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Message:
@@ -66,6 +75,8 @@ class Message:
             masked=d.get("masked", False),
             ipython=d.get("ipython", False),
             eot=d.get("eot", True),
+            reasoning=d.get("reasoning"),
+            reasoning_masked=d.get("reasoning_masked", False),
         )
 
     @property
@@ -96,6 +107,9 @@ class Message:
     def __repr__(self) -> str:
         flags = f"masked={self.masked}" + (", ipython=True" if self.ipython else "")
         flags += "" if self.eot else ", eot=False"
+        if self.reasoning is not None:
+            flags += f", reasoning={self.reasoning!r}"
+            flags += ", reasoning_masked=True" if self.reasoning_masked else ""
         return f"Message(role={self.role!r}, content={self.text_content!r}, {flags})"
 
 

@@ -23,7 +23,12 @@ from raytune_chat.datasets._files import DataFile, resolve_data_files, storage_o
 from raytune_chat.datasets._pack import PackRows
 from raytune_chat.datasets._readers import peek_records
 from raytune_chat.datasets._stats import ChatDatasetInfo, chat_dataset_info, register_info
-from raytune_chat.datasets._tokenize import STYLES, TokenizeRows
+from raytune_chat.datasets._tokenize import (
+    STYLES,
+    TOKENIZED_SCHEMA,
+    TokenizeRows,
+    check_chat_options,
+)
 from raytune_chat.datasets._warmup import start_ray_data_actors
 
 __all__ = ["chat_dataset", "save_tokenized"]
@@ -109,6 +114,9 @@ def chat_dataset(
     rejected_check_min_rows: int = 1000,
     filter_fn: Callable[[dict[str, Any]], bool] | None = None,
     max_buffer_bytes: int | None = 512 << 20,
+    tools_column: str = "tools",
+    reasoning: str = "keep",
+    truncation: str = "right",
 ) -> Dataset:
     """Stream chat conversations from files into tokenized (optionally packed) Ray Data rows.
 
@@ -162,6 +170,15 @@ def chat_dataset(
             tokenization, as torchtune's; dropped rows are neither kept nor rejected.
         max_buffer_bytes: object-store bytes the pipeline may hold in flight, so memory
             stays flat however large the input (None: Ray Data's default share).
+        tools_column: the column holding each row's tool schemas (a list, or a JSON string
+            of one); rendered into the first user message, masked (spec §5).
+        reasoning: an assistant's ``reasoning_content``/``reasoning``: ``"keep"`` (default,
+            trained with the answer), ``"mask"`` (rendered, not trained) or ``"drop"`` (left
+            out, counted in the stats).
+        truncation: a conversation longer than ``max_seq_len``: ``"right"`` (default, the
+            tokenizer cuts it as torchtune does), ``"drop"`` (rejected as ``too_long``) or
+            ``"history"`` (the oldest exchanges are dropped, system message and tool
+            schemas kept; ``too_long`` if the last exchange alone does not fit).
 
     Returns:
         A lazy ``ray.data.Dataset``.
@@ -173,6 +190,7 @@ def chat_dataset(
     """
     if conversation_style not in STYLES and source != "tokenized":
         raise ValueError(f"conversation_style must be one of {STYLES}, got {conversation_style!r}")
+    check_chat_options(reasoning=reasoning, truncation=truncation)
     max_seq_len = getattr(tokenizer, "max_seq_len", None)
     if packed and not max_seq_len:
         raise ValueError("packed=True needs a tokenizer with max_seq_len set")
@@ -217,6 +235,9 @@ def chat_dataset(
                 "rejected_check_min_rows": rejected_check_min_rows,
                 "shuffle_seed": seed if shuffle else None,
                 "filter_fn": filter_fn,
+                "tools_column": tools_column,
+                "reasoning": reasoning,
+                "truncation": truncation,
             },
             batch_size=batch_size,
             batch_format="pyarrow",
@@ -260,7 +281,7 @@ def save_tokenized(
     rows back, without tokenizing again, with
     ``chat_dataset(tokenizer, source="tokenized", data_files=path, ...)`` (which can pack).
     """
-    columns = ["tokens", "labels", "num_tokens", "num_trained_tokens", "truncated"]
+    columns = TOKENIZED_SCHEMA.names
     if storage_options is None:
         try:
             storage_options = chat_dataset_info(ds).storage_options

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from raytune_chat.data._packing import pack_window
+from raytune_chat.datasets._tokenize import DROPPED_COLUMNS
 
 __all__ = ["PackRows", "split_list_column"]
 
@@ -46,5 +47,10 @@ class PackRows:
             max_seq_len=self.max_seq_len,
             pad_id=self.pad_id,
             truncated=batch["truncated"].to_numpy(),
+            counts={
+                name: batch[name].to_numpy()
+                for name in DROPPED_COLUMNS
+                if name in batch.column_names
+            },
         )
         return packed.as_dict()

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from raytune_chat.data import DROPPED_KINDS
 from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects, summarize_reasons
+from raytune_chat.datasets._tokenize import DROPPED_COLUMNS
 
 __all__ = ["ChatDatasetInfo", "ChatDatasetStats", "chat_dataset_info", "dataset_stats"]
 
@@ -70,7 +72,9 @@ class ChatDatasetStats:
     """Counts over one full pass.
 
     ``rows_read = rows_kept + rows_rejected``; ``packing_fill_ratio`` is real tokens over
-    ``packed_rows * max_seq_len`` (None when not packed).
+    ``packed_rows * max_seq_len`` (None when not packed). ``dropped`` counts, by kind, what
+    kept rows lost on purpose (`raytune_chat.data.DROPPED_KINDS`: reasoning traces left
+    out, text beside tool calls, messages cut by history truncation).
     """
 
     rows_read: int
@@ -82,6 +86,7 @@ class ChatDatasetStats:
     truncated_rows: int
     packed_rows: int | None = None
     packing_fill_ratio: float | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected_fraction(self) -> float:
@@ -123,11 +128,11 @@ def dataset_stats(ds: Any, *, check: bool = True) -> ChatDatasetStats:
     info = chat_dataset_info(ds)
     if info.packed:
         cols = ["num_tokens", "num_trained_tokens", "num_conversations", "num_truncated"]
-        totals, packed_rows = _sum_columns(ds, cols)
+        totals, packed_rows = _sum_columns(ds, cols + list(DROPPED_COLUMNS))
         kept, truncated = totals["num_conversations"], totals["num_truncated"]
     else:
         cols = ["num_tokens", "num_trained_tokens", "truncated"]
-        totals, kept = _sum_columns(ds, cols)
+        totals, kept = _sum_columns(ds, cols + list(DROPPED_COLUMNS))
         packed_rows, truncated = None, totals["truncated"]
     rejects = read_rejects(info.rejected_path, info.storage_options) if info.rejected_path else []
     by_reason = dict(Counter(r["reason"] for r in rejects).most_common())
@@ -144,6 +149,7 @@ def dataset_stats(ds: Any, *, check: bool = True) -> ChatDatasetStats:
         truncated_rows=truncated,
         packed_rows=packed_rows,
         packing_fill_ratio=fill,
+        dropped={k: totals[c] for k, c in zip(DROPPED_KINDS, DROPPED_COLUMNS, strict=True)},
     )
     if check:
         stats.check(info.max_rejected_fraction)

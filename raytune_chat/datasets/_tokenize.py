@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from raytune_chat.data import DROPPED_KINDS, REASONING_MODES, TRUNCATIONS
 from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
 from raytune_chat.datasets._quarantine import (
     QuarantineWriter,
@@ -27,14 +28,19 @@ from raytune_chat.datasets._quarantine import (
 )
 
 __all__ = [
+    "DROPPED_COLUMNS",
     "TOKENIZED_SCHEMA",
     "TokenizeRows",
     "build_message_transform",
+    "check_chat_options",
     "parse_row",
     "shifted_labels_flat",
     "tokenized_table",
 ]
 
+# Per row, what it lost on purpose (reasoning left out, text beside a tool call, messages
+# cut by history truncation); summed into the stats.
+DROPPED_COLUMNS = tuple(f"dropped_{kind}" for kind in DROPPED_KINDS)
 TOKENIZED_SCHEMA = pa.schema(
     [
         ("tokens", pa.list_(pa.int32())),
@@ -42,6 +48,7 @@ TOKENIZED_SCHEMA = pa.schema(
         ("num_tokens", pa.int32()),
         ("num_trained_tokens", pa.int32()),
         ("truncated", pa.bool_()),
+        *((name, pa.int32()) for name in DROPPED_COLUMNS),
     ]
 )
 STYLES = ("sharegpt", "openai")
@@ -59,6 +66,8 @@ def build_message_transform(
     conversation_column: str,
     train_on_input: bool = False,
     new_system_prompt: str | None = None,
+    tools_column: str = "tools",
+    reasoning: str = "keep",
 ) -> Any:
     """The foundation's row -> messages transform for a conversation style.
 
@@ -77,7 +86,21 @@ def build_message_transform(
         train_on_input=train_on_input,
         column_map={key: conversation_column},
         new_system_prompt=new_system_prompt,
+        tools_column=tools_column,
+        reasoning=reasoning,
     )
+
+
+def check_chat_options(*, reasoning: str, truncation: str) -> None:
+    """Fail at once, naming the option, on a bad ``reasoning`` or ``truncation`` value.
+
+    Raises:
+        ValueError: an unknown value.
+    """
+    if reasoning not in REASONING_MODES:
+        raise ValueError(f"reasoning must be one of {REASONING_MODES}, got {reasoning!r}")
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
 
 
 def parse_row(raw: bytes) -> dict[str, Any]:
@@ -122,23 +145,30 @@ def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
 
 
-def tokenized_table(samples: Sequence[tuple[list[int], list[bool], bool]]) -> pa.Table:
-    """``(tokens, mask, truncated)`` per conversation -> a ``TOKENIZED_SCHEMA`` table.
+def tokenized_table(samples: Sequence[tuple]) -> pa.Table:
+    """``(tokens, mask, truncated[, dropped])`` per conversation -> a ``TOKENIZED_SCHEMA`` table.
+
+    ``dropped`` (a `TokenizedConversation`'s counts by kind) fills the ``dropped_*`` columns.
 
     Example:
         >>> t = tokenized_table([([1, 5, 6], [True, True, False], False)])
         >>> t["labels"].to_pylist(), t["num_trained_tokens"].to_pylist()
         ([[-100, 6, -100]], [1])
     """
-    lengths = np.fromiter((len(t) for t, _, _ in samples), dtype=np.int64, count=len(samples))
+    lengths = np.fromiter((len(s[0]) for s in samples), dtype=np.int64, count=len(samples))
     offsets = np.zeros(len(samples) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    tokens = np.array([i for t, _, _ in samples for i in t], dtype=np.int32)
-    mask = np.array([m for _, ms, _ in samples for m in ms], dtype=bool)
+    tokens = np.array([i for s in samples for i in s[0]], dtype=np.int32)
+    mask = np.array([m for s in samples for m in s[1]], dtype=bool)
     labels = shifted_labels_flat(tokens, mask, offsets)
     trained = np.zeros(len(labels) + 1, dtype=np.int64)
     np.cumsum(labels != CROSS_ENTROPY_IGNORE_IDX, out=trained[1:])
-    truncated = np.fromiter((x for _, _, x in samples), dtype=bool, count=len(samples))
+    truncated = np.fromiter((s[2] for s in samples), dtype=bool, count=len(samples))
+    dropped = np.zeros((len(DROPPED_KINDS), len(samples)), dtype=np.int32)
+    for row, sample in enumerate(samples):
+        if len(sample) > 3 and sample[3]:  # most rows lose nothing
+            for k, kind in enumerate(DROPPED_KINDS):
+                dropped[k, row] = sample[3].get(kind, 0)
     return pa.Table.from_arrays(
         [
             _list_array(offsets, tokens),
@@ -146,6 +176,7 @@ def tokenized_table(samples: Sequence[tuple[list[int], list[bool], bool]]) -> pa
             pa.array(lengths.astype(np.int32)),
             pa.array((trained[offsets[1:]] - trained[offsets[:-1]]).astype(np.int32)),
             pa.array(truncated),
+            *(pa.array(counts) for counts in dropped),
         ],
         schema=TOKENIZED_SCHEMA,
     )
@@ -167,6 +198,9 @@ class TokenizeRows:
         shuffle_seed: when set, rows of each batch are permuted with a seed derived from it
             and from the batch's first record (a reproducible local shuffle).
         filter_fn: drop parsed rows for which this returns False (before tokenization).
+        tools_column: the column holding tool schemas.
+        reasoning: ``"keep"``, ``"mask"`` or ``"drop"`` assistant reasoning traces.
+        truncation: ``"right"``, ``"drop"`` or ``"history"`` for over-long conversations.
     """
 
     def __init__(
@@ -183,6 +217,9 @@ class TokenizeRows:
         rejected_check_min_rows: int = 1000,
         shuffle_seed: int | None = None,
         filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+        tools_column: str = "tools",
+        reasoning: str = "keep",
+        truncation: str = "right",
     ) -> None:
         from raytune_chat.data import RowRejected, tokenize_conversation
 
@@ -193,7 +230,10 @@ class TokenizeRows:
             conversation_column=conversation_column,
             train_on_input=train_on_input,
             new_system_prompt=new_system_prompt,
+            tools_column=tools_column,
+            reasoning=reasoning,
         )
+        self._truncation = truncation
         self._writer = QuarantineWriter(rejected_path, storage_options)
         self._max_fraction = max_rejected_fraction
         self._min_rows = rejected_check_min_rows
@@ -202,7 +242,7 @@ class TokenizeRows:
         self._seen = 0
         self._reasons: Counter[str] = Counter()
 
-    def _tokenize(self, raw: bytes, error: str | None) -> tuple[list[int], list[bool], bool] | None:
+    def _tokenize(self, raw: bytes, error: str | None) -> tuple | None:
         if error is not None:
             raise _Rejected("read_error", error)
         row = parse_row(raw)
@@ -210,7 +250,10 @@ class TokenizeRows:
             return None
         try:
             return self._tokenize_conversation(
-                row, message_transform=self._transform, tokenizer=self._tokenizer
+                row,
+                message_transform=self._transform,
+                tokenizer=self._tokenizer,
+                truncation=self._truncation,
             )
         except self._row_rejected as exc:
             raise _Rejected(exc.reason, str(exc)) from None

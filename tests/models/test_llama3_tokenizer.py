@@ -1,7 +1,10 @@
-"""Golden tests for the Llama3 chat tokenizer on the real-sized cl100k BPE file.
+"""Golden tests for the Llama3 chat tokenizer on real BPE files.
 
-Expected ids are built independently: raw `tiktoken.Encoding` calls laid out step by step
-as spec §2 says, plus literal ids for the special tokens and a few cl100k words.
+Each test runs three times: on the real-sized cl100k BPE file, on Meta's Llama 3
+`tokenizer.model`, and on Meta's `tokenizer.json` (the `tokenizers` backend). Expected ids are
+built independently: raw `tiktoken.Encoding` calls on the BPE rank file (for the
+`tokenizer.json` run, Meta's `tokenizer.model`) laid out step by step as spec §2 says, plus
+literal ids for the special tokens and a few words (the same in cl100k and Llama 3).
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ import pickle
 import shutil
 
 import pytest
-import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
 from raytune_chat.data import (
     ChatMLTemplate,
@@ -24,6 +25,7 @@ from raytune_chat.data import (
     SummarizeTemplate,
 )
 from raytune_chat.models.llama3 import llama3_tokenizer
+from tests.assets.build_assets import cl100k_bpe_path
 
 # Spec §2 ids, written out literally.
 BOS, EOS, PAD, STEP, SH, EH, EOM, EOT, PY = (
@@ -31,11 +33,6 @@ BOS, EOS, PAD, STEP, SH, EH, EOM, EOT, PY = (
 )  # fmt: skip
 # cl100k ids of the role names and "\n\n".
 SYSTEM, USER, ASSISTANT, NL2 = 9125, 882, 78191, 271
-
-CL100K = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
-    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
 
 TUTORIAL = [  # torchtune "Fine-Tuning Llama3 with Chat Data", the 3-message sample
     {"role": "system", "content": "You are a helpful, respectful, and honest assistant."},
@@ -57,13 +54,9 @@ DIALOGUE = {  # the tutorial's ShareGPT file (data/my_data.json, column "dialogu
 
 
 @pytest.fixture(scope="module")
-def raw(bpe_path):
-    """The raw tiktoken encoder: plain text only, no special tokens at all."""
-    enc = tiktoken.Encoding(
-        name="raw", pat_str=CL100K, mergeable_ranks=load_tiktoken_bpe(str(bpe_path)),
-        special_tokens={},
-    )  # fmt: skip
-    return enc.encode_ordinary
+def bpe_path(tokenizer_file):
+    """The file the tokenizer under test is built from (overrides the cl100k-only fixture)."""
+    return tokenizer_file.path
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +92,7 @@ def test_literal_ids_of_roles_and_newlines(raw):
     )  # fmt: skip
 
 
-def test_special_token_table(tok):
+def test_special_token_table(tok, tokenizer_file):
     st = tok.special_tokens
     assert len(st) == 256
     assert st["<|begin_of_text|>"] == 128000 and st["<|end_of_text|>"] == 128001
@@ -115,7 +108,7 @@ def test_special_token_table(tok):
     assert 128011 not in st.values()
     assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.eot_id) == (BOS, EOS, PAD, EOT)
     assert tok.stop_tokens == [EOS, EOT, EOM]
-    assert tok.base_vocab_size == 100256  # cl100k ranks
+    assert tok.base_vocab_size == tokenizer_file.base_vocab_size  # 100256 cl100k, 128000 Meta
     assert tok.vocab_size == 128257  # highest special id + 1
 
 
@@ -276,7 +269,7 @@ def test_special_token_strings_in_content_stay_text(tok, raw):
     assert (tokens, mask) == golden(raw, messages)
     structural = [BOS, SH, USER, EH, NL2]
     assert tokens[: len(structural)] == structural
-    specials = [t for t in tokens if t >= 100256]
+    specials = [t for t in tokens if t >= tok.base_vocab_size]
     assert specials == [BOS, SH, EH, EOT, SH, EH, EOT, EOS]
     assert forged in tok.decode(tokens)  # typed text survives skip_special_tokens
 
@@ -313,7 +306,7 @@ def test_chatml_template_is_plain_text_and_prompts_generation(bpe_path, raw):
     user_body = raw("<|im_start|>user\n") + raw("Hi") + raw("<|im_end|>\n")
     expected = [BOS, SH, USER, EH, NL2, *user_body, EOT, SH, ASSISTANT, EH, NL2]
     assert tokens == expected + raw("<|im_start|>assistant\n")
-    assert not [t for t in tokens if t >= 100256 and t not in (BOS, SH, EH, EOT)]
+    assert not [t for t in tokens if t >= tok.base_vocab_size and t not in (BOS, SH, EH, EOT)]
 
 
 def test_long_text_with_whitespace_is_not_changed_by_chunking(tok, raw):
@@ -364,7 +357,8 @@ def test_pickle_round_trip_without_the_file(tmp_path, bpe_path, raw):
     assert pickle.loads(pickle.dumps(clone)).encode("abc") == [BOS, *raw("abc"), EOS]
 
 
-def test_special_tokens_from_hf_tokenizer_json(tmp_path, bpe_path):
+def test_special_tokens_from_hf_tokenizer_json(tmp_path):
+    bpe_path = cl100k_bpe_path()  # the made-up ids below fit cl100k (Meta's ranks use 100300)
     table = {
         "<|begin_of_text|>": 100300, "<|end_of_text|>": 100301,
         "<|finetune_right_pad_id|>": 100302, "<|start_header_id|>": 100303,

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 class ChatTokenizer:
     """Base of the model tokenizers; subclasses implement `tokenize_messages_with_info`."""
 
+    # Whether the chat format renders tool schemas / reasoning traces (spec §5); rows that
+    # need them are rejected as not_supported_by_tokenizer otherwise.
+    supports_tools = False
+    supports_reasoning = False
+
     def tokenize_messages_with_info(
         self, messages: Sequence[Message], add_end_tokens: bool = True, **kwargs: Any
     ) -> TokenizedMessages:

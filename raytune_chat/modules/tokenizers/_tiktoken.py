@@ -68,7 +68,41 @@ def split_long_runs(text: str, max_run: int = MAX_NO_WHITESPACE_CHARS) -> list[s
     return pieces
 
 
-class TikTokenBaseTokenizer:
+class PlainTextEncoder:
+    """``encode`` on top of a backend's ``encode_text``: bos/eos flags, empty text.
+
+    The BPE backends (tiktoken, ``tokenizer.json``) share it; each has its own
+    ``encode_text`` (the hot path) and ``decode``.
+    """
+
+    bos_id: int
+    eos_id: int
+
+    def encode_text(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
+        """Encode text as plain text (special-token strings stay text).
+
+        Like torchtune, empty text gives ``[]`` (no bos/eos).
+        """
+        if not text:
+            return []
+        tokens = self.encode_text(text)
+        if add_bos:
+            tokens.insert(0, self.bos_id)
+        if add_eos:
+            tokens.append(self.eos_id)
+        return tokens
+
+    def _ids_before_eos(self, token_ids: Sequence[int], truncate_at_eos: bool) -> list[int]:
+        ids = list(token_ids)
+        if truncate_at_eos and self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        return ids
+
+
+class TikTokenBaseTokenizer(PlainTextEncoder):
     """A tiktoken ``Encoding`` built from a BPE rank file, with chunked encoding.
 
     Special tokens are registered so they decode, but text is always encoded as plain text:
@@ -142,20 +176,6 @@ class TikTokenBaseTokenizer:
         self.__dict__.update(state)
         self._encoding = self._get_encoding()
 
-    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
-        """Encode text as plain text (special-token strings stay text).
-
-        Like torchtune, empty text gives ``[]`` (no bos/eos).
-        """
-        if not text:
-            return []
-        tokens = self.encode_text(text)
-        if add_bos:
-            tokens.insert(0, self.bos_id)
-        if add_eos:
-            tokens.append(self.eos_id)
-        return tokens
-
     def encode_text(self, text: str) -> list[int]:
         """``encode(text, add_bos=False, add_eos=False)`` without the flag handling (hot path).
 
@@ -174,7 +194,4 @@ class TikTokenBaseTokenizer:
 
     def decode(self, token_ids: Sequence[int], truncate_at_eos: bool = True) -> str:
         """Decode ids (special ids decode to their strings); optionally stop at the first eos."""
-        ids = list(token_ids)
-        if truncate_at_eos and self.eos_id in ids:
-            ids = ids[: ids.index(self.eos_id)]
-        return self._encoding.decode(ids)
+        return self._encoding.decode(self._ids_before_eos(token_ids, truncate_at_eos))
