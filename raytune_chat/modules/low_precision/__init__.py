@@ -8,6 +8,7 @@ from raytune_chat.modules.low_precision._nf4 import (
     dequantize_state_dict,
     is_nf4,
     linear_nf4,
+    quantize_unless_meta,
     to_nf4,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "dequantize_state_dict",
     "is_nf4",
     "linear_nf4",
+    "quantize_unless_meta",
     "to_nf4",
 ]

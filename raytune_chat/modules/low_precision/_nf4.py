@@ -26,6 +26,7 @@ __all__ = [
     "dequantize_state_dict",
     "is_nf4",
     "linear_nf4",
+    "quantize_unless_meta",
     "to_nf4",
 ]
 
@@ -42,7 +43,7 @@ def _quiet(*logger_names: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 
@@ -101,6 +102,16 @@ def to_nf4(weight: torch.Tensor) -> torch.Tensor:
     )
 
 
+def quantize_unless_meta(weight: torch.Tensor) -> torch.Tensor:
+    """:func:`to_nf4` for real tensors; a meta tensor (a model not loaded yet) is kept as is.
+
+    Example:
+        >>> quantize_unless_meta(torch.empty(128, 128, device="meta")).is_meta
+        True
+    """
+    return weight if weight.is_meta else to_nf4(weight)
+
+
 def dequantize(tensor: torch.Tensor) -> torch.Tensor:
     """The full-precision weight an ``NF4Tensor`` stands for; other tensors pass through."""
     return tensor.get_original_weight() if is_nf4(tensor) else tensor
@@ -125,8 +136,10 @@ def linear_nf4(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 class FrozenNF4Linear(nn.Module):
     """A bias-free linear layer whose frozen weight is stored in NF4 (QLoRA's base layers).
 
-    The weight keeps ``nn.Linear``'s name, so base checkpoints load into it (quantized as they
-    arrive); it never trains. Under ``torch.device("meta")`` nothing is allocated.
+    The weight keeps ``nn.Linear``'s name, so base checkpoints load into it; it never trains.
+    Built under ``torch.device("meta")`` the weight stays a plain meta tensor (nothing is
+    allocated or quantized) and ``quantize_base`` tells the loader to quantize the real
+    weight as it arrives.
 
     Args:
         in_dim: Input features.
@@ -142,8 +155,9 @@ class FrozenNF4Linear(nn.Module):
         super().__init__()
         self.in_dim = in_dim
         self.out_dim = out_dim
-        weight = nn.Linear(in_dim, out_dim, bias=False).weight
-        self.weight = nn.Parameter(to_nf4(weight.detach()), requires_grad=False)
+        self.quantize_base = True
+        weight = nn.Linear(in_dim, out_dim, bias=False).weight.detach()
+        self.weight = nn.Parameter(quantize_unless_meta(weight), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dequantize-and-multiply ``x`` (..., in_dim)."""

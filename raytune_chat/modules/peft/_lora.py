@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from raytune_chat.modules.low_precision import linear_nf4, to_nf4
+from raytune_chat.modules.low_precision import is_nf4, linear_nf4, quantize_unless_meta
 
 __all__ = ["LoRALinear"]
 
@@ -20,7 +20,7 @@ class LoRALinear(nn.Module):
     loads unchanged; the adapter lives in ``lora_a`` (Kaiming-uniform) and ``lora_b`` (zeros),
     so a fresh adapter leaves the layer's output unchanged. With ``quantize_base`` (QLoRA) the
     frozen base weight is stored in NF4 and dequantized in the forward; the adapter stays in
-    the run's dtype.
+    the run's dtype. On the meta device the weight stays unquantized until it is loaded.
 
     Args:
         in_dim: Input features.
@@ -60,7 +60,7 @@ class LoRALinear(nn.Module):
         self.quantize_base = quantize_base
         base = nn.Linear(in_dim, out_dim, bias=use_bias)
         self.weight = (
-            nn.Parameter(to_nf4(base.weight.detach()), requires_grad=False)
+            nn.Parameter(quantize_unless_meta(base.weight.detach()), requires_grad=False)
             if quantize_base
             else base.weight
         )
@@ -81,7 +81,7 @@ class LoRALinear(nn.Module):
 
     def base_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen layer alone, ``x W^T + b`` (W dequantized from NF4 with QLoRA)."""
-        if not self.quantize_base:
+        if not is_nf4(self.weight):
             return F.linear(x, self.weight, self.bias)
         out = linear_nf4(x, self.weight)
         return out if self.bias is None else out + self.bias
