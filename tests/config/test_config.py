@@ -337,3 +337,10 @@ def test_copy_builtin_config_never_overwrites(tmp_path):
 def test_an_empty_config_folder_is_an_error_not_an_empty_list(tmp_path):
     with pytest.raises(ConfigError, match="no built-in config found"):
         list_builtin_configs(tmp_path)
+
+
+def test_every_registry_entry_imports():
+    """No entry may point at a builder that does not exist (aliases included)."""
+    for name in component_names():
+        fn = resolve_component(name, key="x")
+        assert callable(fn), name
