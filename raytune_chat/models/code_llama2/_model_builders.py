@@ -162,15 +162,7 @@ def lora_code_llama2_13b(
 ) -> TransformerDecoder:
     """Code Llama 2 13B with LoRA (or DoRA / QLoRA) on the chosen projections.
 
-    Args:
-        lora_attn_modules: Subset of ``{"q_proj", "k_proj", "v_proj", "output_proj"}``.
-        apply_lora_to_mlp: Also adapt the MLP projections ``w1``, ``w2``, ``w3``.
-        apply_lora_to_output: Also adapt the LM head.
-        lora_rank: LoRA rank.
-        lora_alpha: LoRA alpha (the update is scaled by ``alpha / rank``).
-        lora_dropout: Adapter input dropout.
-        use_dora: DoRA adapters (a trained per-row magnitude on top of LoRA).
-        quantize_base: QLoRA: frozen base weights in NF4 (see ``qlora_code_llama2_13b``).
+    Arguments as :func:`lora_code_llama2_7b`.
 
     Example:
         >>> import torch
@@ -231,15 +223,7 @@ def lora_code_llama2_70b(
 ) -> TransformerDecoder:
     """Code Llama 2 70B with LoRA (or DoRA / QLoRA) on the chosen projections.
 
-    Args:
-        lora_attn_modules: Subset of ``{"q_proj", "k_proj", "v_proj", "output_proj"}``.
-        apply_lora_to_mlp: Also adapt the MLP projections ``w1``, ``w2``, ``w3``.
-        apply_lora_to_output: Also adapt the LM head.
-        lora_rank: LoRA rank.
-        lora_alpha: LoRA alpha (the update is scaled by ``alpha / rank``).
-        lora_dropout: Adapter input dropout.
-        use_dora: DoRA adapters (a trained per-row magnitude on top of LoRA).
-        quantize_base: QLoRA: frozen base weights in NF4 (see ``qlora_code_llama2_70b``).
+    Arguments as :func:`lora_code_llama2_7b`.
 
     Example:
         >>> import torch

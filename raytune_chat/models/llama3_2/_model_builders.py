@@ -147,15 +147,7 @@ def lora_llama3_2_3b(
 ) -> TransformerDecoder:
     """Llama 3.2 3B with LoRA (or DoRA / QLoRA) on the chosen projections.
 
-    Args:
-        lora_attn_modules: Subset of ``{"q_proj", "k_proj", "v_proj", "output_proj"}``.
-        apply_lora_to_mlp: Also adapt the MLP projections ``w1``, ``w2``, ``w3``.
-        apply_lora_to_output: Also adapt the LM head (must stay False: it is the tied embedding).
-        lora_rank: LoRA rank.
-        lora_alpha: LoRA alpha (the update is scaled by ``alpha / rank``).
-        lora_dropout: Adapter input dropout.
-        use_dora: DoRA adapters (a trained per-row magnitude on top of LoRA).
-        quantize_base: QLoRA: frozen base weights in NF4 (see ``qlora_llama3_2_3b``).
+    Arguments as :func:`lora_llama3_2_1b`.
 
     Example:
         >>> import torch
