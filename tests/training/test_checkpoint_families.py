@@ -15,6 +15,8 @@ from raytune_chat.training import FullModelHFCheckpointer, FullModelMetaCheckpoi
 
 transformers = pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.slow
+
 TOKENS = (torch.arange(2 * 20).reshape(2, 20) * 5) % 97
 COMMON = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
               num_attention_heads=4, max_position_embeddings=64, rms_norm_eps=1e-5,
