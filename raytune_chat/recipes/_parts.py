@@ -53,7 +53,9 @@ def _checkpointer(cfg: dict[str, Any]) -> Any:
     return instantiate(cfg["checkpointer"], key="checkpointer")
 
 
-def load_base(model: nn.Module, cfg: dict[str, Any], checkpointer: Any, device: torch.device):
+def load_base(
+    model: nn.Module, cfg: dict[str, Any], checkpointer: Any, device: torch.device
+) -> None:
     """Stream the checkpointer's base weights into `model` (built on the meta device).
 
     One tensor at a time, cast to the run's dtype on `device`, NF4-quantized there for
