@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+import time
 
 import pytest
 import torch
@@ -97,6 +98,11 @@ def test_wandb_offline_run_log_reads_back(tmp_path, monkeypatch):
     logger = WandBLogger(project="chat-lora", log_dir=str(tmp_path / "wandb"), name="tiny")
     _log_all(logger)
     (log,) = (tmp_path / "wandb" / "wandb").glob("offline-run-*/run-*.wandb")
+    # W&B's service process writes the log on its own; on a loaded machine it may still be
+    # writing when finish() returns.
+    deadline = time.monotonic() + 60
+    while len(_wandb_history(log)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
     rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in _wandb_history(log)]
     assert rows == [
         {"loss": 2.5, "lr": 1e-4, "epoch": 0, "global_step": 1},
@@ -145,3 +151,15 @@ def test_a_missing_library_names_its_extra(monkeypatch, logger, module, extra):
         ImportError, match=rf"needs {module}: pip install 'raytune_chat\[{extra}\]'"
     ):
         logger()
+
+
+def test_trackers_stay_silent_off_rank_0(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    monkeypatch.setattr(metric_logging, "_rank", lambda: 1)
+    tensorboard = TensorBoardLogger(log_dir=str(tmp_path / "tb"), organize_logs=False)
+    mlflow_logger = MLFlowLogger(tracking_uri=(tmp_path / "mlruns").as_uri())
+    assert mlflow_logger.run_id is None
+    _log_all(tensorboard)
+    _log_all(mlflow_logger)
+    assert not (tmp_path / "tb").exists() and not (tmp_path / "mlruns").exists()
