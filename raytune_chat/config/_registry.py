@@ -1,7 +1,7 @@
 """The explicit registry of components a YAML `_component_` may name.
 
 Every entry maps a public dotted name to the `module:attribute` that implements it. Our own
-builders are listed under `raytune_chat.*`; the names torchtune's Llama2/Llama3 LoRA configs use
+builders are listed under `raytune_chat.*`; the names torchtune's LoRA/QLoRA/DoRA configs use
 (`torchtune.*`) are aliases of the same targets, so a torchtune YAML resolves unchanged. Targets
 are imported only when a config names them. Nothing outside this table is importable from a
 config; `register_component` adds user builders explicitly.
@@ -19,28 +19,71 @@ __all__ = ["component_names", "register_component", "resolve_component", "transl
 
 # public suffix (after "raytune_chat.") -> "module:attribute"
 _OURS: dict[str, str] = {
-    # models: tokenizers (A) and builders (B)
-    "models.llama3.llama3_tokenizer": "raytune_chat.models.llama3:llama3_tokenizer",
-    "models.llama3.llama3": "raytune_chat.models.llama3:llama3",
-    "models.llama3.lora_llama3": "raytune_chat.models.llama3:lora_llama3",
-    "models.llama3.llama3_8b": "raytune_chat.models.llama3:llama3_8b",
-    "models.llama3.lora_llama3_8b": "raytune_chat.models.llama3:lora_llama3_8b",
-    "models.llama3.llama3_70b": "raytune_chat.models.llama3:llama3_70b",
-    "models.llama3.lora_llama3_70b": "raytune_chat.models.llama3:lora_llama3_70b",
-    "models.llama3_1.llama3_1_8b": "raytune_chat.models.llama3:llama3_1_8b",
-    "models.llama3_1.lora_llama3_1_8b": "raytune_chat.models.llama3:lora_llama3_1_8b",
-    "models.llama3_1.llama3_1_70b": "raytune_chat.models.llama3:llama3_1_70b",
-    "models.llama3_1.lora_llama3_1_70b": "raytune_chat.models.llama3:lora_llama3_1_70b",
-    "models.llama3_2.llama3_2_1b": "raytune_chat.models.llama3:llama3_2_1b",
-    "models.llama3_2.lora_llama3_2_1b": "raytune_chat.models.llama3:lora_llama3_2_1b",
-    "models.llama2.llama2_tokenizer": "raytune_chat.models.llama2:llama2_tokenizer",
-    "models.llama2.llama2_7b": "raytune_chat.models.llama2:llama2_7b",
-    "models.llama2.lora_llama2_7b": "raytune_chat.models.llama2:lora_llama2_7b",
+    # models: tokenizers, chat templates, general builders, presets (lora_*, qlora_*)
+    "models.llama2.llama2": "raytune_chat.models.llama2:llama2",
     "models.llama2.llama2_13b": "raytune_chat.models.llama2:llama2_13b",
+    "models.llama2.llama2_70b": "raytune_chat.models.llama2:llama2_70b",
+    "models.llama2.llama2_7b": "raytune_chat.models.llama2:llama2_7b",
+    "models.llama2.llama2_tokenizer": "raytune_chat.models.llama2:llama2_tokenizer",
+    "models.llama2.lora_llama2": "raytune_chat.models.llama2:lora_llama2",
     "models.llama2.lora_llama2_13b": "raytune_chat.models.llama2:lora_llama2_13b",
-    "models.mistral.mistral_tokenizer": "raytune_chat.models.mistral:mistral_tokenizer",
-    "models.mistral.mistral_7b": "raytune_chat.models.mistral:mistral_7b",
+    "models.llama2.lora_llama2_70b": "raytune_chat.models.llama2:lora_llama2_70b",
+    "models.llama2.lora_llama2_7b": "raytune_chat.models.llama2:lora_llama2_7b",
+    "models.llama2.qlora_llama2_13b": "raytune_chat.models.llama2:qlora_llama2_13b",
+    "models.llama2.qlora_llama2_70b": "raytune_chat.models.llama2:qlora_llama2_70b",
+    "models.llama2.qlora_llama2_7b": "raytune_chat.models.llama2:qlora_llama2_7b",
+    "models.code_llama2.code_llama2_13b": "raytune_chat.models.code_llama2:code_llama2_13b",
+    "models.code_llama2.code_llama2_70b": "raytune_chat.models.code_llama2:code_llama2_70b",
+    "models.code_llama2.code_llama2_7b": "raytune_chat.models.code_llama2:code_llama2_7b",
+    "models.code_llama2.lora_code_llama2_13b": (
+        "raytune_chat.models.code_llama2:lora_code_llama2_13b"
+    ),
+    "models.code_llama2.lora_code_llama2_70b": (
+        "raytune_chat.models.code_llama2:lora_code_llama2_70b"
+    ),
+    "models.code_llama2.lora_code_llama2_7b": "raytune_chat.models.code_llama2:lora_code_llama2_7b",
+    "models.code_llama2.qlora_code_llama2_13b": (
+        "raytune_chat.models.code_llama2:qlora_code_llama2_13b"
+    ),
+    "models.code_llama2.qlora_code_llama2_70b": (
+        "raytune_chat.models.code_llama2:qlora_code_llama2_70b"
+    ),
+    "models.code_llama2.qlora_code_llama2_7b": (
+        "raytune_chat.models.code_llama2:qlora_code_llama2_7b"
+    ),
+    "models.llama3.llama3": "raytune_chat.models.llama3:llama3",
+    "models.llama3.llama3_70b": "raytune_chat.models.llama3:llama3_70b",
+    "models.llama3.llama3_8b": "raytune_chat.models.llama3:llama3_8b",
+    "models.llama3.llama3_tokenizer": "raytune_chat.models.llama3:llama3_tokenizer",
+    "models.llama3.lora_llama3": "raytune_chat.models.llama3:lora_llama3",
+    "models.llama3.lora_llama3_70b": "raytune_chat.models.llama3:lora_llama3_70b",
+    "models.llama3.lora_llama3_8b": "raytune_chat.models.llama3:lora_llama3_8b",
+    "models.llama3.qlora_llama3_70b": "raytune_chat.models.llama3:qlora_llama3_70b",
+    "models.llama3.qlora_llama3_8b": "raytune_chat.models.llama3:qlora_llama3_8b",
+    "models.llama3_1.llama3_1_405b": "raytune_chat.models.llama3_1:llama3_1_405b",
+    "models.llama3_1.llama3_1_70b": "raytune_chat.models.llama3_1:llama3_1_70b",
+    "models.llama3_1.llama3_1_8b": "raytune_chat.models.llama3_1:llama3_1_8b",
+    "models.llama3_1.lora_llama3_1_405b": "raytune_chat.models.llama3_1:lora_llama3_1_405b",
+    "models.llama3_1.lora_llama3_1_70b": "raytune_chat.models.llama3_1:lora_llama3_1_70b",
+    "models.llama3_1.lora_llama3_1_8b": "raytune_chat.models.llama3_1:lora_llama3_1_8b",
+    "models.llama3_1.qlora_llama3_1_405b": "raytune_chat.models.llama3_1:qlora_llama3_1_405b",
+    "models.llama3_1.qlora_llama3_1_70b": "raytune_chat.models.llama3_1:qlora_llama3_1_70b",
+    "models.llama3_1.qlora_llama3_1_8b": "raytune_chat.models.llama3_1:qlora_llama3_1_8b",
+    "models.llama3_2.llama3_2_1b": "raytune_chat.models.llama3_2:llama3_2_1b",
+    "models.llama3_2.llama3_2_3b": "raytune_chat.models.llama3_2:llama3_2_3b",
+    "models.llama3_2.lora_llama3_2_1b": "raytune_chat.models.llama3_2:lora_llama3_2_1b",
+    "models.llama3_2.lora_llama3_2_3b": "raytune_chat.models.llama3_2:lora_llama3_2_3b",
+    "models.llama3_2.qlora_llama3_2_1b": "raytune_chat.models.llama3_2:qlora_llama3_2_1b",
+    "models.llama3_2.qlora_llama3_2_3b": "raytune_chat.models.llama3_2:qlora_llama3_2_3b",
+    "models.llama3_3.llama3_3_70b": "raytune_chat.models.llama3_3:llama3_3_70b",
+    "models.llama3_3.lora_llama3_3_70b": "raytune_chat.models.llama3_3:lora_llama3_3_70b",
+    "models.llama3_3.qlora_llama3_3_70b": "raytune_chat.models.llama3_3:qlora_llama3_3_70b",
+    "models.mistral.lora_mistral": "raytune_chat.models.mistral:lora_mistral",
     "models.mistral.lora_mistral_7b": "raytune_chat.models.mistral:lora_mistral_7b",
+    "models.mistral.mistral": "raytune_chat.models.mistral:mistral",
+    "models.mistral.mistral_7b": "raytune_chat.models.mistral:mistral_7b",
+    "models.mistral.mistral_tokenizer": "raytune_chat.models.mistral:mistral_tokenizer",
+    "models.mistral.qlora_mistral_7b": "raytune_chat.models.mistral:qlora_mistral_7b",
     # datasets (C)
     "datasets.chat_dataset": "raytune_chat.datasets:chat_dataset",
     # checkpointers (B)
@@ -60,6 +103,12 @@ _OURS: dict[str, str] = {
     ),
     "training.metric_logging.DiskLogger": "raytune_chat.training.metric_logging:DiskLogger",
     "training.metric_logging.StdoutLogger": "raytune_chat.training.metric_logging:StdoutLogger",
+    "training.metric_logging.TensorBoardLogger": (
+        "raytune_chat.training.metric_logging:TensorBoardLogger"
+    ),
+    "training.metric_logging.WandBLogger": "raytune_chat.training.metric_logging:WandBLogger",
+    "training.metric_logging.MLFlowLogger": "raytune_chat.training.metric_logging:MLFlowLogger",
+    "training.metric_logging.CometLogger": "raytune_chat.training.metric_logging:CometLogger",
     "training.setup_torch_profiler": "raytune_chat.training.profiler:setup_torch_profiler",
     # prompt templates (A); named as strings in tokenizer sections
     "data.ChatMLTemplate": "raytune_chat.data:ChatMLTemplate",

@@ -72,8 +72,14 @@ _TO_PEFT_TARGET_MODULES: dict[str, str] = {
     "output": "lm_head",
 }
 
-# torchtune LoRA parameter names -> PEFT's
-_TO_PEFT_LORA: dict[str, str] = {"lora_a": "lora_A", "lora_b": "lora_B"}
+# torchtune adapter parameter names -> PEFT's (DoRA's magnitude is a bare vector in both)
+_TO_PEFT_LORA: dict[str, str] = {
+    "lora_a.weight": "lora_A.weight",
+    "lora_b.weight": "lora_B.weight",
+    "magnitude": "lora_magnitude_vector",
+}
+# PEFT adapter entries whose rows are head outputs, so q/k rows are RoPE-permuted
+_PEFT_ROWS = (".lora_B.", ".lora_magnitude_vector")
 
 _PEFT_PREFIX = "base_model.model."
 _LAYER_INDEX = re.compile(r"\.(\d+)\.")
@@ -149,8 +155,11 @@ def tune_to_meta(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 def _rope_permute(t: torch.Tensor, n_heads: int, head_dim: int, *, to_hf: bool) -> torch.Tensor:
     """Reorder each head's rows between Meta's interleaved and HF's half-split RoPE layout.
 
-    Works on any matrix whose rows are head outputs (weights (out, in) or LoRA B (out, rank)).
+    Works on any tensor whose rows are head outputs: weights (out, in), LoRA B (out, rank)
+    or DoRA's magnitude (out,).
     """
+    if t.dim() == 1:
+        return _rope_permute(t.unsqueeze(-1), n_heads, head_dim, to_hf=to_hf).squeeze(-1)
     cols = t.shape[-1]
     if to_hf:  # row (h, j, c) -> (h, c, j)
         grouped = t.view(n_heads, head_dim // 2, 2, cols)
@@ -166,13 +175,14 @@ def _rope_rows(
     dim: int,
     head_dim: int | None,
     to_hf: bool,
-    only: str = "",
+    only: tuple[str, ...] = ("",),
 ) -> Callable[[str, torch.Tensor], torch.Tensor]:
-    """A ``permute`` for :func:`_convert` that reorders q/k rows (of keys containing ``only``)."""
+    """A ``permute`` for :func:`_convert` that reorders q/k rows (of keys containing one of
+    ``only``)."""
     head_dim = head_dim or dim // num_heads
 
     def permute(key: str, value: torch.Tensor) -> torch.Tensor:
-        if only not in key:
+        if not any(part in key for part in only):
             return value
         if "q_proj" in key:
             return _rope_permute(value, num_heads, head_dim, to_hf=to_hf)
@@ -242,9 +252,9 @@ def _peft_table() -> dict[str, str]:
     for hf_key, tune_key in _FROM_HF.items():
         if tune_key is None or not tune_key.endswith(".weight"):
             continue
-        for tune_lora, peft_lora in _TO_PEFT_LORA.items():
-            source = tune_key.replace(".weight", f".{tune_lora}.weight")
-            table[source] = _PEFT_PREFIX + hf_key.replace(".weight", f".{peft_lora}.weight")
+        for tune_name, peft_name in _TO_PEFT_LORA.items():
+            source = tune_key.removesuffix("weight") + tune_name
+            table[source] = _PEFT_PREFIX + hf_key.removesuffix("weight") + peft_name
     return table
 
 
@@ -259,8 +269,9 @@ def tune_to_peft_adapter_weights(
     """Convert a torchtune adapter state dict to PEFT's names and layout.
 
     Keys become ``base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`` and
-    so on; the rows of q/k ``lora_B`` are permuted like the base q/k weights (``lora_A``
-    acts on the input side and needs no change).
+    so on (DoRA's ``magnitude`` becomes ``lora_magnitude_vector``); the rows of q/k
+    ``lora_B`` and the entries of their magnitudes are permuted like the base q/k weights
+    (``lora_A`` acts on the input side and needs no change).
 
     Example:
         >>> sd = {"layers.0.attn.v_proj.lora_a.weight": torch.zeros(2, 4)}
@@ -273,7 +284,7 @@ def tune_to_peft_adapter_weights(
         dim=dim,
         head_dim=head_dim,
         to_hf=True,
-        only=".lora_B.",
+        only=_PEFT_ROWS,
     )
     return _convert(state_dict, _peft_table(), permute)
 
@@ -285,7 +296,7 @@ def tune_to_peft_adapter_config(
 
     Args:
         adapter_config: ``{"r", "lora_alpha", "target_modules", "peft_type"?, ...}`` with
-            torchtune module names in ``target_modules``.
+            torchtune module names in ``target_modules``; ``"use_dora": True`` for DoRA.
         base_model_name_or_path: Recorded so ``peft`` / vLLM know the base model.
 
     Returns:

@@ -27,8 +27,10 @@ __all__ = ["adapter_config", "save_final_outputs", "write_peft_adapter"]
 
 
 def adapter_config(model: nn.Module, model_cfg: dict[str, Any]) -> dict[str, Any]:
-    """torchtune's adapter config (`r`, `lora_alpha`, `target_modules`, `peft_type`)."""
+    """torchtune's adapter config (`r`, `lora_alpha`, `target_modules`, `peft_type`), plus
+    `use_dora` for DoRA adapters (PEFT's flag)."""
     lora = next(m for m in model.modules() if hasattr(m, "lora_a"))
+    dora = {"use_dora": True} if hasattr(lora, "magnitude") else {}
     return {
         "r": lora.rank,
         "lora_alpha": lora.alpha,
@@ -38,6 +40,7 @@ def adapter_config(model: nn.Module, model_cfg: dict[str, Any]) -> dict[str, Any
             bool(model_cfg.get("apply_lora_to_output", False)),
         ),
         "peft_type": "LORA",
+        **dora,
     }
 
 

@@ -1,7 +1,8 @@
 """Build the training parts of a LoRA run from its config (plain torch, no Ray).
 
-Each helper does one thing: the model with its base weights loaded and only adapters
-trainable, the optimizer over the adapters, the schedule, the loss.
+Each helper does one thing: the model with its base weights loaded (streamed into a
+meta-device model, NF4 for QLoRA) and only adapters trainable, the optimizer over the
+adapters, the schedule, the loss.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from raytune_chat.modules.peft import (
     validate_missing_and_unexpected_for_lora,
 )
 from raytune_chat.recipes._settings import RecipeSettings
-from raytune_chat.training import get_dtype, set_activation_checkpointing
+from raytune_chat.training import (
+    get_dtype,
+    initialize_adapters,
+    initialize_dora_magnitudes,
+    load_base_weights,
+    set_activation_checkpointing,
+)
 
 __all__ = ["build_loss", "build_lr_scheduler", "build_model", "build_optimizer", "load_base"]
 
@@ -38,15 +45,23 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def load_base(model: nn.Module, cfg: dict[str, Any]) -> Any:
-    """Load base weights through the config's checkpointer; return it (None = random init)."""
+def _checkpointer(cfg: dict[str, Any]) -> Any:
     if cfg.get("checkpointer") is None:
         log.warning("no `checkpointer` in the config: the base model starts from random init")
         print("raytune-chat: no checkpointer configured, base weights are RANDOM INIT", flush=True)
         return None
-    checkpointer = instantiate(cfg["checkpointer"], key="checkpointer")
-    state = checkpointer.load_checkpoint()
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    return instantiate(cfg["checkpointer"], key="checkpointer")
+
+
+def load_base(
+    model: nn.Module, cfg: dict[str, Any], checkpointer: Any, device: torch.device
+) -> None:
+    """Stream the checkpointer's base weights into `model` (built on the meta device).
+
+    One tensor at a time, cast to the run's dtype on `device`, NF4-quantized there for
+    QLoRA: the full-precision model is never held. Then the adapters are created fresh.
+    """
+    missing, unexpected = load_base_weights(model, checkpointer.iter_model_weights(), device=device)
     model_cfg = cfg["model"]
     validate_missing_and_unexpected_for_lora(
         lora_attn_modules=model_cfg.get("lora_attn_modules"),
@@ -55,7 +70,7 @@ def load_base(model: nn.Module, cfg: dict[str, Any]) -> Any:
         base_missing=missing,
         base_unexpected=unexpected,
     )
-    return checkpointer
+    initialize_adapters(model, device)
 
 
 def build_model(
@@ -63,16 +78,25 @@ def build_model(
 ) -> tuple[nn.Module, Any]:
     """Build the LoRA model in the run's dtype, load base weights, freeze all but adapters.
 
+    With a checkpointer the model is built on the meta device and filled tensor by tensor
+    (see `load_base`); without one it is built with random weights. DoRA magnitudes are then
+    set from the base weights, as torchtune does after loading.
+
     Returns:
         (model on `device`, checkpointer or None).
     """
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
+    checkpointer = _checkpointer(cfg)
     with _default_dtype(get_dtype(settings.dtype)):
-        model = instantiate(cfg["model"], key="model")
-    checkpointer = load_base(model, cfg)
+        if checkpointer is None:
+            model = instantiate(cfg["model"], key="model").to(device)
+        else:
+            with torch.device("meta"):
+                model = instantiate(cfg["model"], key="model")
+            load_base(model, cfg, checkpointer, device)
+    initialize_dora_magnitudes(model)
     set_trainable_params(model, get_adapter_params(model))
-    model.to(device)
     if settings.enable_activation_checkpointing:
         set_activation_checkpointing(model)
     if settings.compile:

@@ -12,7 +12,13 @@ from typing import Any
 
 from raytune_chat.config import ConfigError
 
-__all__ = ["SECTIONS", "RaySettings", "RecipeSettings", "parse_settings"]
+__all__ = [
+    "SECTIONS",
+    "TORCHTUNE_KEYS_WITHOUT_EFFECT",
+    "RaySettings",
+    "RecipeSettings",
+    "parse_settings",
+]
 
 # section -> (required, arguments the recipe passes itself)
 SECTIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
@@ -26,6 +32,21 @@ SECTIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "metric_logger": (False, ()),
     "profiler": (False, ()),
 }
+
+
+# --- torchtune recipe keys accepted without effect (issue 12) --------------------------------
+# Keys of torchtune 0.6.1's LoRA recipes that mean nothing here; `validate_config` prints one
+# warning line per key present, and `parse_settings` skips them, so a torchtune config runs.
+TORCHTUNE_KEYS_WITHOUT_EFFECT: dict[str, str] = {
+    "low_cpu_ram": "base weights already stream tensor by tensor into the model (NF4 for QLoRA)",
+    "fsdp": "FSDP is chosen with ray.strategy: fsdp (no CPU offload)",
+    "fsdp_cpu_offload": "FSDP is chosen with ray.strategy: fsdp (no CPU offload)",
+    "fsdp_reshard_after_forward": "ray.strategy: fsdp always reshards after forward",
+    "custom_sharded_layers": "ray.strategy: fsdp shards the whole model, not chosen layers",
+    "cudnn_deterministic_mode": "seeding is set by `seed`; cuDNN algorithms are left to torch",
+    "collate_fn": "chat_dataset collates its batches (padded, or packed with packed: True)",
+}
+# ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,9 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     for name, (required, _) in SECTIONS.items():
         if required and name not in cfg:
             raise ConfigError(name, "required section is missing")
-    scalars = {k: v for k, v in cfg.items() if k not in SECTIONS}
+    scalars = {
+        k: v for k, v in cfg.items() if k not in SECTIONS and k not in TORCHTUNE_KEYS_WITHOUT_EFFECT
+    }
     if "output_dir" not in scalars:
         raise ConfigError("output_dir", "required key is missing")
     ray_values = scalars.pop("ray", None) or {}

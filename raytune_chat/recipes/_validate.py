@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from raytune_chat.config import ConfigError, check_section
-from raytune_chat.recipes._settings import SECTIONS, RecipeSettings, parse_settings
+from raytune_chat.recipes._settings import (
+    SECTIONS,
+    TORCHTUNE_KEYS_WITHOUT_EFFECT,
+    RecipeSettings,
+    parse_settings,
+)
 
 __all__ = ["validate_config"]
 
@@ -13,7 +19,8 @@ __all__ = ["validate_config"]
 def validate_config(cfg: dict[str, Any], *, max_workers: int | None = None) -> RecipeSettings:
     """Bind every `_component_` section to its callable's signature and check the top-level keys.
 
-    Nothing is built or called. Errors name the offending key.
+    Nothing is built or called. Errors name the offending key. Each torchtune key that has
+    no effect here (`TORCHTUNE_KEYS_WITHOUT_EFFECT`) gets one warning line on stderr.
 
     Args:
         cfg: a loaded config (overrides applied, `${...}` resolved).
@@ -31,6 +38,10 @@ def validate_config(cfg: dict[str, Any], *, max_workers: int | None = None) -> R
         'cpu'
     """
     settings = parse_settings(cfg)
+    for key in cfg:
+        if key in TORCHTUNE_KEYS_WITHOUT_EFFECT:
+            reason = TORCHTUNE_KEYS_WITHOUT_EFFECT[key]
+            print(f"raytune-chat: warning: `{key}` has no effect: {reason}", file=sys.stderr)
     for name, (required, provided) in SECTIONS.items():
         section = cfg.get(name)
         if section is None and not required:

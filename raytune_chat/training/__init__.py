@@ -4,6 +4,11 @@ Nothing here imports Ray; the recipes wire these into Ray Train.
 """
 
 from raytune_chat.training._activations import peak_memory_gib, set_activation_checkpointing
+from raytune_chat.training._base_weights import (
+    initialize_adapters,
+    initialize_dora_magnitudes,
+    load_base_weights,
+)
 from raytune_chat.training._loss_plot import plot_loss
 from raytune_chat.training._precision import get_dtype
 from raytune_chat.training._train_state import (
@@ -23,7 +28,14 @@ from raytune_chat.training.checkpointing import (
     ModelType,
 )
 from raytune_chat.training.lr_schedulers import get_cosine_schedule_with_warmup
-from raytune_chat.training.metric_logging import DiskLogger, StdoutLogger
+from raytune_chat.training.metric_logging import (
+    CometLogger,
+    DiskLogger,
+    MLFlowLogger,
+    StdoutLogger,
+    TensorBoardLogger,
+    WandBLogger,
+)
 from raytune_chat.training.profiler import setup_torch_profiler
 
 __all__ = [
@@ -34,12 +46,19 @@ __all__ = [
     "FullModelMetaCheckpointer",
     "FullModelTorchTuneCheckpointer",
     "ModelType",
+    "CometLogger",
     "DiskLogger",
+    "MLFlowLogger",
     "StdoutLogger",
+    "TensorBoardLogger",
+    "WandBLogger",
     "StepStats",
     "TrainPosition",
     "get_cosine_schedule_with_warmup",
     "get_dtype",
+    "initialize_adapters",
+    "initialize_dora_magnitudes",
+    "load_base_weights",
     "load_train_state",
     "micro_batch_loss",
     "peak_memory_gib",

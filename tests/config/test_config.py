@@ -27,6 +27,8 @@ BUILTINS = [
     "llama2/7B_lora_single_device",
     "llama3/8B_lora",
     "llama3/8B_lora_single_device",
+    "llama3/8B_qlora_single_device",
+    "llama3/8B_dora_single_device",
     "llama3_1/8B_lora_single_device",
     "tiny/llama3_lora_cpu",
 ]
@@ -172,8 +174,16 @@ def test_forwarded_kwargs_of_a_class_are_checked_against_its_base():
 
 
 TORCHTUNE_COMPONENTS = [
-    # every component path of torchtune's Llama2/Llama3 LoRA configs
+    # every component path of torchtune's Llama2/Llama3 LoRA configs (the 33 LoRA, QLoRA and
+    # DoRA configs are checked whole in test_torchtune_configs.py)
     "torchtune.models.llama3.lora_llama3_8b",
+    "torchtune.models.llama3.qlora_llama3_8b",
+    "torchtune.models.llama2.lora_llama2_7b",
+    "torchtune.models.mistral.lora_mistral_7b",
+    "torchtune.training.metric_logging.WandBLogger",
+    "torchtune.training.metric_logging.TensorBoardLogger",
+    "torchtune.training.metric_logging.MLFlowLogger",
+    "torchtune.training.metric_logging.CometLogger",
     "torchtune.models.llama3.llama3_tokenizer",
     "torchtune.models.llama3_1.lora_llama3_1_8b",
     "torchtune.models.llama3_2.lora_llama3_2_1b",
@@ -337,3 +347,10 @@ def test_copy_builtin_config_never_overwrites(tmp_path):
 def test_an_empty_config_folder_is_an_error_not_an_empty_list(tmp_path):
     with pytest.raises(ConfigError, match="no built-in config found"):
         list_builtin_configs(tmp_path)
+
+
+def test_every_registry_entry_imports():
+    """No entry may point at a builder that does not exist (aliases included)."""
+    for name in component_names():
+        fn = resolve_component(name, key="x")
+        assert callable(fn), name

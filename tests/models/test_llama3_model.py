@@ -6,17 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from raytune_chat.models.llama3 import (
-    llama3,
-    llama3_1_8b,
-    llama3_1_70b,
-    llama3_2_1b,
-    llama3_8b,
-    llama3_70b,
-    lora_llama3,
-    lora_llama3_2_1b,
-    lora_llama3_8b,
-)
+from raytune_chat.models.llama3 import llama3, llama3_8b, llama3_70b, lora_llama3, lora_llama3_8b
+from raytune_chat.models.llama3_1 import llama3_1_8b, llama3_1_70b
+from raytune_chat.models.llama3_2 import llama3_2_1b, lora_llama3_2_1b
 from raytune_chat.modules import Llama3ScaledRoPE
 from raytune_chat.modules.attention_utils import packed_block_causal_mask
 from raytune_chat.modules.peft import LoRALinear

@@ -9,9 +9,11 @@ from raytune_chat.modules.peft._adapters import (
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
+from raytune_chat.modules.peft._dora import DoRALinear
 from raytune_chat.modules.peft._lora import LoRALinear
 
 __all__ = [
+    "DoRALinear",
     "LORA_ATTN_MODULES",
     "LoRALinear",
     "get_adapter_params",

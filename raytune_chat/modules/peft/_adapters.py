@@ -8,6 +8,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from raytune_chat.modules.low_precision import dequantize
+
 __all__ = [
     "LORA_ATTN_MODULES",
     "get_adapter_params",
@@ -21,10 +23,11 @@ __all__ = [
 LORA_ATTN_MODULES = Literal["q_proj", "k_proj", "v_proj", "output_proj"]
 
 _ADAPTER_MARKERS = (".lora_a.", ".lora_b.")
+_MAGNITUDE = ".magnitude"  # DoRA's per-row magnitude vector
 
 
 def _is_adapter_key(key: str) -> bool:
-    return any(marker in key for marker in _ADAPTER_MARKERS)
+    return any(marker in key for marker in _ADAPTER_MARKERS) or key.endswith(_MAGNITUDE)
 
 
 def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -72,7 +75,7 @@ def set_trainable_params(model: nn.Module, adapter_params: Mapping[str, nn.Param
 def get_adapter_state_dict(
     state_dict: Mapping[str, torch.Tensor], device: str | torch.device | None = "cpu"
 ) -> dict[str, torch.Tensor]:
-    """Keep only the adapter entries (``*.lora_a.*``, ``*.lora_b.*``) of a state dict.
+    """Keep only the adapter entries (``*.lora_a.*``, ``*.lora_b.*``, DoRA's ``*.magnitude``).
 
     Args:
         state_dict: A full model state dict.
@@ -115,7 +118,10 @@ def get_merged_lora_ckpt(
 ) -> dict[str, torch.Tensor]:
     """Fold each LoRA update into its base weight: ``W + (alpha / rank) * B @ A``.
 
-    The merge is computed in fp32 and cast back to the weight's dtype. Neither the input
+    A DoRA module (one with a ``magnitude`` entry) also rescales each row of the merged
+    weight to its magnitude: ``m / ||W + s B A|| * (W + s B A)``. NF4 base weights (QLoRA)
+    are dequantized. The merge is computed in fp32 and cast back to the weight's dtype
+    (an NF4 weight's dtype is the one it was quantized from). Neither the input
     mapping nor its tensors are modified (on CPU ``model.state_dict()`` shares storage with
     the live model), so the merged weights are new tensors.
 
@@ -133,14 +139,18 @@ def get_merged_lora_ckpt(
         >>> get_merged_lora_ckpt(sd, rank=1, alpha=2.0)["p.weight"].tolist()
         [[2.0, 2.0], [2.0, 2.0]]
     """
-    merged = {k: v for k, v in state_dict.items() if not _is_adapter_key(k)}
+    merged = {k: dequantize(v) for k, v in state_dict.items() if not _is_adapter_key(k)}
     modules = {k[: -len(".lora_a.weight")] for k in state_dict if k.endswith(".lora_a.weight")}
     for module in sorted(modules):
-        weight = state_dict[f"{module}.weight"]
+        weight = merged[f"{module}.weight"]
         lora_a = state_dict[f"{module}.lora_a.weight"].float()
         lora_b = state_dict[f"{module}.lora_b.weight"].float()
-        delta = (alpha / rank) * (lora_b @ lora_a)
-        merged[f"{module}.weight"] = (weight.float() + delta.to(weight.device)).to(weight.dtype)
+        full = weight.float() + ((alpha / rank) * (lora_b @ lora_a)).to(weight.device)
+        magnitude = state_dict.get(f"{module}{_MAGNITUDE}")
+        if magnitude is not None:
+            scale = magnitude.float().to(weight.device) / torch.linalg.norm(full, dim=1)
+            full = full * scale.view(-1, 1)
+        merged[f"{module}.weight"] = full.to(weight.dtype)
     return merged
 
 
@@ -189,7 +199,7 @@ def validate_missing_and_unexpected_for_lora(
     for key in base_missing or ():
         if not _is_adapter_key(key):
             raise AssertionError(f"Missing non-LoRA key {key} from base model dict")
-        module = key.split(".lora_")[0].rsplit(".", 1)[-1]
+        module = key.removesuffix(_MAGNITUDE).split(".lora_")[0].rsplit(".", 1)[-1]
         if allowed is not None and module not in allowed:
             raise AssertionError(f"Missing LoRA key {key} for a module without LoRA")
     for key in lora_missing or ():

@@ -1,7 +1,7 @@
 """Checkpointers for Meta, Hugging Face and torchtune weight files (torchtune 0.6.1 API).
 
 ``load_checkpoint()`` returns ``{"model": torchtune-named state dict, ...}``; weights are read
-one file at a time and converted before the next is read, so peak memory stays near the
+one tensor at a time and converted before the next is read, so peak memory stays near the
 model's size. ``save_checkpoint(state_dict, epoch)`` writes into ``output_dir/epoch_{epoch}``:
 
 - the adapter as ``adapter_model.pt`` (torchtune names, for resuming) and as a PEFT adapter
@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from raytune_chat.training.checkpointing._constants import (
     RECIPE_STATE_DIRNAME,
     ModelType,
 )
-from raytune_chat.training.checkpointing._files import read_weights, write_weights
+from raytune_chat.training.checkpointing._files import iter_weights, read_weights, write_weights
 
 __all__ = [
     "FullModelHFCheckpointer",
@@ -117,7 +117,8 @@ class _Checkpointer:
 
     # -- format-specific hooks -------------------------------------------------------------
 
-    def _load_model(self) -> dict[str, torch.Tensor]:
+    def _iter_model(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """The model's weights with torchtune names, read and converted one at a time."""
         raise NotImplementedError
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
@@ -141,6 +142,19 @@ class _Checkpointer:
 
     # -- public API ------------------------------------------------------------------------
 
+    def iter_model_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield the base weights (torchtune names) one tensor at a time, file by file.
+
+        Only the tensor being yielded is in memory (safetensors are read tensor by tensor,
+        pickle files memory-mapped), so a loader that places each one into a model built on
+        the meta device, or quantizes it to NF4 (QLoRA), never holds the whole checkpoint.
+        With tied embeddings (``LLAMA3_2``) ``output.weight`` is skipped.
+        """
+        for key, value in self._iter_model():
+            if self._model_type.ties_embeddings and key == "output.weight":
+                continue
+            yield key, value
+
     def load_checkpoint(self) -> dict[str, Any]:
         """Load the model weights (torchtune names), and adapter/recipe state when resuming.
 
@@ -148,10 +162,7 @@ class _Checkpointer:
             ``{"model": state_dict}``, plus ``"adapter"`` when an adapter checkpoint is set
             or found, plus the recipe state's keys when ``should_load_recipe_state``.
         """
-        model_sd = self._load_model()
-        if self._model_type.ties_embeddings:
-            model_sd.pop("output.weight", None)
-        state: dict[str, Any] = {MODEL_KEY: model_sd}
+        state: dict[str, Any] = {MODEL_KEY: dict(self.iter_model_weights())}
         if self._adapter_checkpoint is not None:
             state[ADAPTER_KEY] = read_weights(self._adapter_checkpoint)
         if self._recipe_checkpoint is not None:
@@ -322,15 +333,12 @@ class FullModelHFCheckpointer(_Checkpointer):
     def _attention_shape(self) -> dict[str, int]:
         return _shape_from_hf_config(self._config)
 
-    def _load_model(self) -> dict[str, torch.Tensor]:
+    def _iter_model(self) -> Iterator[tuple[str, torch.Tensor]]:
         shape = self._attention_shape()
-        model_sd: dict[str, torch.Tensor] = {}
         for index, path in enumerate(self._checkpoint_paths):
-            shard = read_weights(path)
-            self._weight_map.update(dict.fromkeys(shard, index))
-            model_sd.update(convert_weights.hf_to_tune(shard, **shape))
-            del shard  # the permuted q/k originals go now, before the next shard is read
-        return model_sd
+            for name, tensor in iter_weights(path):
+                self._weight_map[name] = index  # merged weights are saved in the same shard
+                yield from convert_weights.hf_to_tune({name: tensor}, **shape).items()
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
         hf_sd = convert_weights.tune_to_hf(model_sd, **self._attention_shape())
@@ -393,8 +401,9 @@ class FullModelMetaCheckpointer(_Checkpointer):
             raise ValueError(f"Meta checkpoints are read from one file, got {checkpoint_files}")
         super().__init__(checkpoint_dir, checkpoint_files, *args, **kwargs)
 
-    def _load_model(self) -> dict[str, torch.Tensor]:
-        return convert_weights.meta_to_tune(read_weights(self._checkpoint_paths[0]))
+    def _iter_model(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, tensor in iter_weights(self._checkpoint_paths[0]):
+            yield from convert_weights.meta_to_tune({name: tensor}).items()
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
         model_sd = dict(model_sd)
@@ -435,11 +444,9 @@ class FullModelTorchTuneCheckpointer(_Checkpointer):
               output_dir: /tmp/out
     """
 
-    def _load_model(self) -> dict[str, torch.Tensor]:
-        model_sd: dict[str, torch.Tensor] = {}
+    def _iter_model(self) -> Iterator[tuple[str, torch.Tensor]]:
         for path in self._checkpoint_paths:
-            model_sd.update(read_weights(path))
-        return model_sd
+            yield from iter_weights(path)
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
         write_weights(model_sd, model_dir / (_SHARD_NAME.format(1, 1) + ".bin"))

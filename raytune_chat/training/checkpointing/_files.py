@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 
-__all__ = ["read_weights", "write_weights", "read_safetensors", "write_safetensors"]
+__all__ = [
+    "iter_safetensors",
+    "iter_weights",
+    "read_safetensors",
+    "read_weights",
+    "write_safetensors",
+    "write_weights",
+]
 
 _DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -35,17 +42,19 @@ _DTYPES: dict[str, torch.dtype] = {
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load every tensor of a ``.safetensors`` file into fresh CPU memory.
+def iter_safetensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield the tensors of a ``.safetensors`` file one at a time, each in fresh CPU memory.
+
+    Only the tensor being yielded is in memory, so a consumer that converts and drops each
+    one (QLoRA's NF4 load) never holds the shard.
 
     Example:
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
-        >>> write_safetensors({"x": torch.arange(3.0)}, p)
-        >>> read_safetensors(p)["x"].tolist()
-        [0.0, 1.0, 2.0]
+        >>> write_safetensors({"x": torch.arange(3.0), "y": torch.ones(1)}, p)
+        >>> [name for name, _ in iter_safetensors(p)]
+        ['x', 'y']
     """
-    tensors = {}
     with open(path, "rb") as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
@@ -57,8 +66,20 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
             f.seek(data_start + start)
             if end > start and f.readinto(memoryview(raw.numpy())) != end - start:
                 raise ValueError(f"{path}: truncated data for tensor {name!r}")
-            tensors[name] = raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
-    return tensors
+            yield name, raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load every tensor of a ``.safetensors`` file into fresh CPU memory.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+        >>> write_safetensors({"x": torch.arange(3.0)}, p)
+        >>> read_safetensors(p)["x"].tolist()
+        [0.0, 1.0, 2.0]
+    """
+    return dict(iter_safetensors(path))
 
 
 def write_safetensors(
@@ -96,6 +117,15 @@ def write_safetensors(
                 f.write(memoryview(flat.view(torch.uint8).numpy()))
 
 
+def _load_pickled(path: Path, *, mmap: bool) -> dict[str, torch.Tensor]:
+    state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    if not isinstance(state_dict, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in state_dict.values()
+    ):
+        raise ValueError(f"{path} does not hold a flat mapping of names to tensors")
+    return dict(state_dict)
+
+
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Load one weights file: ``.safetensors`` directly, anything else via ``torch.load``.
 
@@ -107,12 +137,23 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix == ".safetensors":
         return read_safetensors(path)
-    state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
-    if not isinstance(state_dict, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in state_dict.values()
-    ):
-        raise ValueError(f"{path} does not hold a flat mapping of names to tensors")
-    return dict(state_dict)
+    return _load_pickled(path, mmap=False)
+
+
+def iter_weights(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield one weights file's tensors one at a time (see :func:`iter_safetensors`).
+
+    Pickle files are memory-mapped (``torch.load(mmap=True)``): a tensor's pages are read
+    from disk when it is used, and are file-backed, so the kernel can drop them again.
+
+    Raises:
+        ValueError: If the file does not hold a flat mapping of names to tensors.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        yield from iter_safetensors(path)
+        return
+    yield from _load_pickled(path, mmap=True).items()
 
 
 def write_weights(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
