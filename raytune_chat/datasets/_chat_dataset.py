@@ -120,7 +120,7 @@ class ChatDatasetInfo:
 
     def check_rejected(self, stats: ChatDatasetStats) -> None:
         """Raise :class:`TooManyRejectedRows` when a complete pass rejected too many rows."""
-        verdict = rejected_verdict(
+        verdict = rejected_verdict(  # a min_rows no pass reaches: only a complete pass counts
             stats, self.max_rejected_fraction, min_rows=1 << 62, rejected_path=self.rejected_path
         )
         if verdict:

@@ -205,7 +205,7 @@ def _data_error(exc: BaseException) -> BaseException | None:
 
 def _initial_plan(info: ChatDatasetInfo, settings: RecipeSettings) -> StepPlan:
     stats = info.stats()
-    basis = "counted" if stats.output_rows_exact else "sample"
+    basis = "counted" if stats.output_rows_exact else "store" if info.reads_store else "sample"
     try:
         return plan_from_rows(
             stats.output_rows, settings, exact=stats.output_rows_exact, basis=basis
