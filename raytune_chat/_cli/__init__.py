@@ -109,4 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"raytune-chat: config error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from raytune_chat.datasets import DataFileUnreadable, TooManyRejectedRows
+
+        if not isinstance(exc, DataFileUnreadable | TooManyRejectedRows):
+            raise
+        print(f"raytune-chat: data error: {exc}", file=sys.stderr)
+        return 1
     return 0

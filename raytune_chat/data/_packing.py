@@ -11,8 +11,8 @@ with labels -100.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,8 +26,7 @@ class PackedRows:
     """A window of packed rows; every array has shape ``(num_rows, max_seq_len)``.
 
     ``num_tokens``, ``num_trained_tokens``, ``num_conversations`` and ``num_truncated`` are
-    per packed row, shape ``(num_rows,)``; so is each of ``counts`` (per-conversation counts
-    summed over the conversations of a packed row).
+    per packed row, shape ``(num_rows,)``.
     """
 
     tokens: np.ndarray
@@ -38,12 +37,10 @@ class PackedRows:
     num_trained_tokens: np.ndarray
     num_conversations: np.ndarray
     num_truncated: np.ndarray
-    counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """Columns by name, as a Ray Data batch."""
-        columns = {k: v for k, v in self.__dict__.items() if k != "counts"}
-        return {**columns, **self.counts}
+        return dict(self.__dict__)
 
 
 def best_fit_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -98,7 +95,6 @@ def pack_window(
     pad_id: int,
     ignore_idx: int = _IGNORE_IDX,
     truncated: Sequence[bool] | None = None,
-    counts: Mapping[str, Sequence[int]] | None = None,
 ) -> PackedRows:
     """Pack one window of tokenized conversations with best-fit decreasing.
 
@@ -111,8 +107,6 @@ def pack_window(
         ignore_idx: label of padding positions.
         truncated: per conversation, whether the tokenizer already truncated it (counted in
             ``num_truncated`` together with the truncations done here).
-        counts: more per-conversation counts by name, summed per packed row into
-            ``counts`` (e.g. the ``dropped_*`` columns).
 
     Returns:
         The packed rows of this window.
@@ -152,9 +146,7 @@ def pack_window(
         num_trained_tokens=np.zeros(n, dtype=np.int32),
         num_conversations=np.zeros(n, dtype=np.int32),
         num_truncated=np.zeros(n, dtype=np.int32),
-        counts={name: np.zeros(n, dtype=np.int32) for name in counts or {}},
     )
-    per_conversation = {name: np.asarray(v) for name, v in (counts or {}).items()}
     for row, members in enumerate(bins):
         start = 0
         for doc, i in enumerate(members):
@@ -166,8 +158,6 @@ def pack_window(
             out.document_ids[row, start:end] = doc
             out.num_trained_tokens[row] += int(np.count_nonzero(lab != ignore_idx))
             out.num_truncated[row] += int(truncated[i])
-            for name, values in per_conversation.items():
-                out.counts[name][row] += int(values[i])
             start = end
         out.input_pos[row, start:] = np.arange(max_seq_len - start, dtype=np.int32)
         out.document_ids[row, start:] = len(members)

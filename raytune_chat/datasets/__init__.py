@@ -7,18 +7,15 @@ Example:
     ...                   conversation_style="sharegpt")  # doctest: +SKIP
     >>> collate = chat_dataset_info(ds).collate_fn()  # doctest: +SKIP
     >>> batches = iter_chat_batches(ds, batch_size=8, collate_fn=collate)  # doctest: +SKIP
+    >>> chat_dataset_info(ds).stats().rows_kept  # doctest: +SKIP
 """
 
 from raytune_chat._lazy import lazy_exports
 from raytune_chat.datasets._batches import iter_chat_batches
-from raytune_chat.datasets._chat_dataset import chat_dataset, save_tokenized
+from raytune_chat.datasets._chat_dataset import ChatDatasetInfo, chat_dataset, chat_dataset_info
+from raytune_chat.datasets._ledger import ChatDatasetStats
 from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects
-from raytune_chat.datasets._stats import (
-    ChatDatasetInfo,
-    ChatDatasetStats,
-    chat_dataset_info,
-    dataset_stats,
-)
+from raytune_chat.datasets._readers import DataFileUnreadable
 
 # The collate classes need torch: imported on first use, not in every Ray Data actor.
 __getattr__ = lazy_exports(
@@ -29,13 +26,12 @@ __getattr__ = lazy_exports(
 __all__ = [
     "ChatDatasetInfo",
     "ChatDatasetStats",
+    "DataFileUnreadable",
     "PackedCollateFn",
     "PaddedCollateFn",
     "TooManyRejectedRows",
     "chat_dataset",
     "chat_dataset_info",
-    "dataset_stats",
     "iter_chat_batches",
     "read_rejects",
-    "save_tokenized",
 ]

@@ -25,12 +25,15 @@ _GLOB_CHARS = set("*?[")
 
 @dataclass(frozen=True)
 class DataFile:
-    """One input file: its URI (or local path), format, compression and size in bytes."""
+    """One input file: its URI (or local path), format and compression; ``size`` is its
+    length in storage (compressed, for a compressed file) and ``version`` what tells a
+    changed file apart (ETag, generation or modification time), when the filesystem says."""
 
     path: str
     format: str
     compression: str | None
     size: int | None
+    version: str | None = None
 
 
 def storage_options_for(path: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -67,29 +70,36 @@ def _hidden(path: str) -> bool:
     return path.rsplit("/", 1)[-1].startswith((".", "_"))
 
 
-def _expand(pattern: str, storage_options: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+_VERSION_KEYS = ("ETag", "etag", "generation", "mtime", "LastModified", "last_modified")
+
+
+def _expand(
+    pattern: str, storage_options: Mapping[str, Any] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(uri, listing info) of every file ``pattern`` names; one listing call, no per-file HEAD."""
     fs, path = fsspec.core.url_to_fs(pattern, **storage_options_for(pattern, storage_options))
     if _GLOB_CHARS & set(path):
-        paths = [p for p in fs.glob(path) if not _hidden(p)]
-    elif fs.isdir(path):
-        paths = [p for p in fs.find(path) if not _hidden(p) and _split_suffixes(p)[0]]
+        found = {p: i for p, i in fs.glob(path, detail=True).items() if not _hidden(p)}
     else:
-        paths = [path]
-    if not paths:
+        info = fs.info(path)
+        found = {path: info}
+        if info.get("type") == "directory":
+            found = {
+                p: i
+                for p, i in fs.find(path, detail=True).items()
+                if not _hidden(p) and _split_suffixes(p)[0]
+            }
+    found = {p: i for p, i in found.items() if i.get("type", "file") != "directory"}
+    if not found:
         raise FileNotFoundError(f"data_files {pattern!r} matches no file")
     keep_protocol = "://" in pattern
-    out = []
-    for p in sorted(paths):
-        uri = fs.unstrip_protocol(p) if keep_protocol else p
-        out.append((uri, fs))
-    return out
+    return [(fs.unstrip_protocol(p) if keep_protocol else p, found[p]) for p in sorted(found)]
 
 
-def _file_size(fs: Any, path: str) -> int | None:
-    try:
-        return int(fs.size(path))
-    except (OSError, NotImplementedError, TypeError, ValueError):
-        return None
+def _size_and_version(info: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    size = info.get("size")
+    version = next((str(info[k]) for k in _VERSION_KEYS if info.get(k) is not None), None)
+    return (int(size) if isinstance(size, int | float) else None), version
 
 
 def resolve_data_files(
@@ -142,13 +152,13 @@ def resolve_data_files(
     patterns = [data_files] if isinstance(data_files, str | os.PathLike) else list(data_files)
     files = []
     for pattern in patterns:
-        for uri, fs in _expand(os.fspath(pattern), storage_options):
+        for uri, info in _expand(os.fspath(pattern), storage_options):
             fmt, compression = _split_suffixes(uri)
             fmt = source or fmt
             if fmt is None:
                 raise ValueError(f"{uri}: cannot tell the format; pass source='json'/'parquet'")
             # JSON Lines and JSON arrays are one format, told apart by their first byte.
             fmt = "parquet" if fmt == "parquet" else "json"
-            size = None if compression else _file_size(fs, uri.split("://", 1)[-1])
-            files.append(DataFile(path=uri, format=fmt, compression=compression, size=size))
+            size, version = _size_and_version(info)
+            files.append(DataFile(uri, fmt, compression, size, version))
     return files

@@ -6,11 +6,13 @@ Ray Data stage after tokenization, with the window being one ``map_batches`` bat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raytune_chat.data._packing import pack_window
-from raytune_chat.datasets._tokenize import DROPPED_COLUMNS
 
 __all__ = ["PackRows", "split_list_column"]
 
@@ -35,10 +37,12 @@ class PackRows:
     Args:
         max_seq_len: length of every packed row.
         pad_id: the tokenizer's padding id.
+        ledger: where each window's counts go (``packed(key, rows, conversations, tokens)``,
+            keyed by the window's first row id), or None.
     """
 
-    def __init__(self, *, max_seq_len: int, pad_id: int) -> None:
-        self.max_seq_len, self.pad_id = max_seq_len, pad_id
+    def __init__(self, *, max_seq_len: int, pad_id: int, ledger: Any = None) -> None:
+        self.max_seq_len, self.pad_id, self.ledger = max_seq_len, pad_id, ledger
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
         packed = pack_window(
@@ -47,10 +51,12 @@ class PackRows:
             max_seq_len=self.max_seq_len,
             pad_id=self.pad_id,
             truncated=batch["truncated"].to_numpy(),
-            counts={
-                name: batch[name].to_numpy()
-                for name in DROPPED_COLUMNS
-                if name in batch.column_names
-            },
         )
+        if self.ledger is not None and batch.num_rows:
+            self.ledger.packed(
+                int(pc.min(batch["row_id"]).as_py()),
+                len(packed.num_tokens),
+                int(packed.num_conversations.sum()),
+                int(packed.num_tokens.sum()),
+            )
         return packed.as_dict()

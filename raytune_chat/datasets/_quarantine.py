@@ -7,9 +7,9 @@ Plain Python, no Ray. Every rejected row becomes one record::
 
 ``line`` is the 1-based line of a JSON Lines file, ``row`` the 0-based item of a JSON array
 or Parquet file; ``raw`` is the row's text cut to ``MAX_RAW_BYTES``. Each map-stage batch
-with rejects writes its own file, so any fsspec filesystem (no appends on S3) works, and
-re-running a pass writes the same records again: readers deduplicate on
-(source, line, row).
+with rejects writes its own file, named after the batch's first record, so any fsspec
+filesystem (no appends on S3) works and a batch processed twice overwrites its own file;
+readers also deduplicate on (source, line, row).
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ class QuarantineWriter:
         self._count = 0
         self._made_dir = False
 
-    def write(self, records: list[dict[str, Any]]) -> str | None:
-        """Write ``records`` to a new file; returns its path (None when nothing to write)."""
+    def write(self, records: list[dict[str, Any]], name: str | None = None) -> str | None:
+        """Write ``records`` to the file ``name`` (``rejected-*.jsonl``; default: a new name).
+
+        Returns its path, or None when there is nothing to write.
+        """
         if not records:
             return None
         fs, root = fsspec.core.url_to_fs(self.rejected_path, **self._options)
@@ -81,7 +84,7 @@ class QuarantineWriter:
             fs.makedirs(root, exist_ok=True)
             self._made_dir = True
         self._count += 1
-        path = f"{root}/{self._prefix}-{self._count:06d}.jsonl"
+        path = f"{root}/{name or f'{self._prefix}-{self._count:06d}.jsonl'}"
         with fs.open(path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         return path

@@ -3,8 +3,12 @@
 Plain Python (numpy/pyarrow), no Ray import: ``chat_dataset`` runs :class:`TokenizeRows` in
 a Ray actor pool, so ``__init__`` (which receives the tokenizer once) runs once per actor and
 ``__call__`` once per batch. Each record is decoded (UTF-8), parsed (JSON), checked to be an
-object and handed to :func:`raytune_chat.data.tokenize_row`; any failure becomes a
-quarantine record with a reason code instead of an exception.
+object and handed to :func:`raytune_chat.data.tokenize_conversation` (:class:`RowTokenizer`);
+any failure becomes a quarantine record with a reason code instead of an exception.
+
+Per batch, in the same pass, the stage also writes its rows to the token store (when there
+is one), its rejects to the quarantine, and its counts to the pass ledger, all keyed by the
+batch's first record id, so a batch processed twice overwrites itself everywhere.
 """
 
 from __future__ import annotations
@@ -17,19 +21,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raytune_chat.data import DROPPED_KINDS, REASONING_MODES, TRUNCATIONS
 from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
-from raytune_chat.datasets._quarantine import (
-    QuarantineWriter,
-    TooManyRejectedRows,
-    make_reject,
-    summarize_reasons,
-)
+from raytune_chat.datasets._ledger import BatchCounts, PassLedger, rejected_verdict
+from raytune_chat.datasets._quarantine import QuarantineWriter, TooManyRejectedRows, make_reject
 
 __all__ = [
     "DROPPED_COLUMNS",
     "TOKENIZED_SCHEMA",
+    "RowTokenizer",
     "TokenizeRows",
     "build_message_transform",
     "check_chat_options",
@@ -49,6 +51,7 @@ TOKENIZED_SCHEMA = pa.schema(
         ("num_trained_tokens", pa.int32()),
         ("truncated", pa.bool_()),
         *((name, pa.int32()) for name in DROPPED_COLUMNS),
+        ("row_id", pa.int64()),
     ]
 )
 STYLES = ("sharegpt", "openai")
@@ -145,15 +148,16 @@ def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
 
 
-def tokenized_table(samples: Sequence[tuple]) -> pa.Table:
+def tokenized_table(samples: Sequence[tuple], row_ids: Sequence[int] | None = None) -> pa.Table:
     """``(tokens, mask, truncated[, dropped])`` per conversation -> a ``TOKENIZED_SCHEMA`` table.
 
-    ``dropped`` (a `TokenizedConversation`'s counts by kind) fills the ``dropped_*`` columns.
+    ``dropped`` (a `TokenizedConversation`'s counts by kind) fills the ``dropped_*`` columns;
+    ``row_ids`` are the conversations' record ids (-1 when not given).
 
     Example:
-        >>> t = tokenized_table([([1, 5, 6], [True, True, False], False)])
-        >>> t["labels"].to_pylist(), t["num_trained_tokens"].to_pylist()
-        ([[-100, 6, -100]], [1])
+        >>> t = tokenized_table([([1, 5, 6], [True, True, False], False)], row_ids=[7])
+        >>> t["labels"].to_pylist(), t["num_trained_tokens"].to_pylist(), t["row_id"][0]
+        ([[-100, 6, -100]], [1], <pyarrow.Int64Scalar: 7>)
     """
     lengths = np.fromiter((len(s[0]) for s in samples), dtype=np.int64, count=len(samples))
     offsets = np.zeros(len(samples) + 1, dtype=np.int64)
@@ -177,9 +181,55 @@ def tokenized_table(samples: Sequence[tuple]) -> pa.Table:
             pa.array((trained[offsets[1:]] - trained[offsets[:-1]]).astype(np.int32)),
             pa.array(truncated),
             *(pa.array(counts) for counts in dropped),
+            pa.array([-1] * len(samples) if row_ids is None else row_ids, pa.int64()),
         ],
         schema=TOKENIZED_SCHEMA,
     )
+
+
+class RowTokenizer:
+    """One raw record -> a ``TokenizedConversation``, None (filtered out), or a reject.
+
+    Args:
+        tokenizer: a foundation tokenizer.
+        message_transform: row -> ``{"messages": [...]}`` (:func:`build_message_transform`).
+        filter_fn: drop parsed rows for which this returns False (before tokenization).
+        truncation: ``"right"``, ``"drop"`` or ``"history"`` for over-long conversations.
+
+    Raises:
+        _Rejected: from ``__call__``, with the reason code.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        message_transform: Any,
+        filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+        truncation: str = "right",
+    ) -> None:
+        from raytune_chat.data import RowRejected, tokenize_conversation
+
+        self._tokenize_conversation, self._row_rejected = tokenize_conversation, RowRejected
+        self._tokenizer, self._transform, self._filter_fn = tokenizer, message_transform, filter_fn
+        self._truncation = truncation
+
+    def __call__(self, raw: bytes, error: str | None) -> tuple | None:
+        if error is not None:
+            raise _Rejected("invalid_json_array", error)
+        row = parse_row(raw)
+        if self._filter_fn is not None and not self._filter_fn(row):
+            return None
+        try:
+            return self._tokenize_conversation(
+                row,
+                message_transform=self._transform,
+                tokenizer=self._tokenizer,
+                truncation=self._truncation,
+            )
+        except self._row_rejected as exc:
+            raise _Rejected(exc.reason, str(exc)) from None
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise _Rejected("bad_message", f"{type(exc).__name__}: {exc}") from None
 
 
 class TokenizeRows:
@@ -194,10 +244,14 @@ class TokenizeRows:
         rejected_path: folder or URI for quarantine files.
         storage_options: fsspec options for ``rejected_path``.
         max_rejected_fraction: stop when more rows than this share are rejected ...
-        rejected_check_min_rows: ... once this actor has seen at least this many rows.
+        rejected_check_min_rows: ... once the pass has seen at least this many rows (or
+            has seen them all).
         shuffle_seed: when set, rows of each batch are permuted with a seed derived from it
             and from the batch's first record (a reproducible local shuffle).
         filter_fn: drop parsed rows for which this returns False (before tokenization).
+        ledger: where the batch counts go (``tokenized(key, counts) -> totals``); the pass
+            ledger actor in a pipeline. None: a ledger of this stage's own batches.
+        store: a token store (``write_part(key, table)``) for the tokenized rows, or None.
         tools_column: the column holding tool schemas.
         reasoning: ``"keep"``, ``"mask"`` or ``"drop"`` assistant reasoning traces.
         truncation: ``"right"``, ``"drop"`` or ``"history"`` for over-long conversations.
@@ -217,15 +271,13 @@ class TokenizeRows:
         rejected_check_min_rows: int = 1000,
         shuffle_seed: int | None = None,
         filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+        ledger: Any = None,
+        store: Any = None,
         tools_column: str = "tools",
         reasoning: str = "keep",
         truncation: str = "right",
     ) -> None:
-        from raytune_chat.data import RowRejected, tokenize_conversation
-
-        self._tokenize_conversation, self._row_rejected = tokenize_conversation, RowRejected
-        self._tokenizer = tokenizer
-        self._transform = build_message_transform(
+        transform = build_message_transform(
             conversation_style,
             conversation_column=conversation_column,
             train_on_input=train_on_input,
@@ -233,41 +285,24 @@ class TokenizeRows:
             tools_column=tools_column,
             reasoning=reasoning,
         )
-        self._truncation = truncation
+        self._rows = RowTokenizer(tokenizer, transform, filter_fn, truncation)
         self._writer = QuarantineWriter(rejected_path, storage_options)
         self._max_fraction = max_rejected_fraction
         self._min_rows = rejected_check_min_rows
         self._shuffle_seed = shuffle_seed
-        self._filter_fn = filter_fn
-        self._seen = 0
-        self._reasons: Counter[str] = Counter()
-
-    def _tokenize(self, raw: bytes, error: str | None) -> tuple | None:
-        if error is not None:
-            raise _Rejected("read_error", error)
-        row = parse_row(raw)
-        if self._filter_fn is not None and not self._filter_fn(row):
-            return None
-        try:
-            return self._tokenize_conversation(
-                row,
-                message_transform=self._transform,
-                tokenizer=self._tokenizer,
-                truncation=self._truncation,
-            )
-        except self._row_rejected as exc:
-            raise _Rejected(exc.reason, str(exc)) from None
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
-            raise _Rejected("bad_message", f"{type(exc).__name__}: {exc}") from None
+        self._ledger = PassLedger() if ledger is None else ledger
+        self._store = store
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         raws = batch["raw"].to_pylist()
         errors = batch["error"]
         errors = errors.to_pylist() if errors.null_count < len(errors) else [None] * len(raws)
-        samples, rejects = [], []
+        record_ids = batch["record_id"].to_numpy()
+        key = int(pc.min(batch["record_id"]).as_py()) if len(raws) else 0
+        samples, ids, rejects, filtered = [], [], [], 0
         for i, (raw, error) in enumerate(zip(raws, errors, strict=True)):
             try:
-                sample = self._tokenize(raw, error)
+                sample = self._rows(raw, error)
             except _Rejected as exc:
                 rejects.append(
                     make_reject(
@@ -280,22 +315,45 @@ class TokenizeRows:
                     )
                 )
                 continue
-            if sample is not None:
-                samples.append(sample)
-        self._writer.write(rejects)
-        self._account(len(raws), rejects)
-        return tokenized_table([samples[i] for i in self._order(len(samples), batch)])
+            if sample is None:
+                filtered += 1
+                continue
+            samples.append(sample)
+            ids.append(int(record_ids[i]))
+        order = self._order(len(samples), batch)
+        table = tokenized_table([samples[i] for i in order], [ids[i] for i in order])
+        if self._store is not None and table.num_rows:
+            self._store.write_part(key, table)
+        self._writer.write(rejects, name=f"rejected-{key:020d}.jsonl")
+        self._account(key, len(raws), table, rejects, filtered)
+        return table
 
-    def _account(self, seen: int, rejects: list[dict[str, Any]]) -> None:
-        self._seen += seen
-        self._reasons.update(r["reason"] for r in rejects)
-        rejected = sum(self._reasons.values())
-        if self._seen >= self._min_rows and rejected > self._max_fraction * self._seen:
-            raise TooManyRejectedRows(
-                f"{summarize_reasons(self._reasons, total=self._seen)} in one worker's first "
-                f"rows, above max_rejected_fraction={self._max_fraction}; see the quarantine "
-                f"files in {self._writer.rejected_path}"
-            )
+    def _account(
+        self, key: int, records: int, table: pa.Table, rejects: list[dict[str, Any]], filtered: int
+    ) -> None:
+        counts = BatchCounts(
+            records=records,
+            kept=table.num_rows,
+            rejected=dict(Counter(r["reason"] for r in rejects)),
+            filtered=filtered,
+            truncated=int(pc.sum(table["truncated"].cast(pa.int64())).as_py() or 0),
+            tokens=int(pc.sum(table["num_tokens"]).as_py() or 0),
+            trained_tokens=int(pc.sum(table["num_trained_tokens"]).as_py() or 0),
+            dropped={
+                kind: n
+                for kind, column in zip(DROPPED_KINDS, DROPPED_COLUMNS, strict=True)
+                if (n := int(pc.sum(table[column]).as_py() or 0))
+            },
+        )
+        totals = self._ledger.tokenized(key, counts)
+        verdict = rejected_verdict(
+            totals,
+            self._max_fraction,
+            min_rows=self._min_rows,
+            rejected_path=self._writer.rejected_path,
+        )
+        if verdict:
+            raise TooManyRejectedRows(verdict)
 
     def _order(self, n: int, batch: pa.Table) -> np.ndarray:
         if self._shuffle_seed is None or n < 2:

@@ -12,7 +12,7 @@ import torch
 
 from raytune_chat.training import StepStats, peak_memory_gib
 
-__all__ = ["MetricWindow", "optimizer_steps"]
+__all__ = ["MetricWindow", "data_fields", "optimizer_steps"]
 
 
 def optimizer_steps(
@@ -80,3 +80,28 @@ class MetricWindow:
         self.start, self.tokens, self.trained_tokens = time.perf_counter(), 0, 0
         self.data_wait, self.steps = 0.0, 0
         return record
+
+
+def data_fields(stats: Any) -> dict[str, Any]:
+    """The pass ledger's counts (a `ChatDatasetStats`) as fields of a log record.
+
+    They grow while the first pass streams; ``rows_read = rows_kept + rows_rejected +
+    rows_filtered`` holds in every record, and the counts are final once ``data_complete``.
+    """
+    fields: dict[str, Any] = {
+        "rows_read": stats.rows_read,
+        "rows_kept": stats.rows_kept,
+        "rows_rejected": stats.rows_rejected,
+        "rows_rejected_by_reason": dict(stats.rejected_by_reason),
+        "rows_truncated": stats.truncated_rows,
+        "data_tokens": stats.num_tokens,
+        "rows_tokenized": stats.rows_tokenized,
+        "data_complete": stats.complete,
+    }
+    if stats.rows_filtered:
+        fields["rows_filtered"] = stats.rows_filtered
+    if stats.dropped:
+        fields["dropped"] = dict(stats.dropped)
+    if stats.packing_fill_ratio is not None:
+        fields["packing_fill_ratio"] = stats.packing_fill_ratio
+    return fields

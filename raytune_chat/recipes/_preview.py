@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import pyarrow as pa
+
 from raytune_chat.config import instantiate
-from raytune_chat.datasets import dataset_stats, save_tokenized
+from raytune_chat.datasets import ChatDatasetStats, chat_dataset_info
 from raytune_chat.recipes._driver import ensure_ray
 
 __all__ = ["describe_cuts", "prepare_dataset", "preview_dataset", "render_sample"]
@@ -15,12 +17,13 @@ IGNORE_INDEX = -100
 _TRAINED, _MASKED, _RESET = "\033[1;32m", "\033[2m", "\033[0m"
 
 
-def _unpacked_dataset(cfg: dict[str, Any]) -> tuple[Any, Any]:
+def _unpacked_dataset(cfg: dict[str, Any], cache_path: str | None = None) -> tuple[Any, Any]:
     tokenizer = instantiate(cfg["tokenizer"], key="tokenizer")
     section = dict(cfg["dataset"])
     if "packed" in section:
         section["packed"] = False
-    return tokenizer, instantiate(section, tokenizer=tokenizer, key="dataset")
+    ds = instantiate(section, tokenizer=tokenizer, cache_path=cache_path, key="dataset")
+    return tokenizer, ds
 
 
 def render_sample(tokens: list[int], labels: list[int], decode: Any, *, color: bool) -> str:
@@ -107,17 +110,32 @@ def preview_dataset(cfg: dict[str, Any], n: int = 3, *, color: bool | None = Non
     return rows
 
 
-def prepare_dataset(cfg: dict[str, Any], out: str) -> Any:
-    """Tokenize the config's dataset once into Parquet at `out` (a folder or s3:// URI).
+def _no_rows(batch: pa.Table) -> pa.Table:
+    return batch.slice(0, 0)
 
-    Train from it with ``dataset.source=tokenized dataset.data_files=<out>``.
+
+def prepare_dataset(cfg: dict[str, Any], out: str) -> ChatDatasetStats:
+    """Tokenize the config's dataset once into a token store under `out` (folder or s3:// URI).
+
+    Exactly one pass: the tokenize stage writes the rows as it goes and the pass ledger
+    writes the store's manifest when the last row is in. The store lands in
+    ``<out>/<key>/``; train from it with ``dataset.source=tokenized dataset.data_files=<out>``.
+    If that store is already complete, nothing is tokenized again.
     """
     ensure_ray()
-    _, ds = _unpacked_dataset(cfg)
-    save_tokenized(ds, out)
-    stats = dataset_stats(ds, check=False)
+    _, ds = _unpacked_dataset(cfg, cache_path=out)
+    info = chat_dataset_info(ds)
+    if not info.reads_store:
+        # Run the pipeline to its end; the rows stay in storage, none travel to this process.
+        for _ in ds.map_batches(_no_rows, batch_format="pyarrow", num_cpus=0.1).iter_batches():
+            pass
+    stats = info.stats()
+    if not info.store.complete():
+        raise RuntimeError(f"the pass ended but the token store {info.store.path} is incomplete")
+    done = "found" if info.reads_store else "wrote"
     print(
-        f"wrote {stats.rows_kept} tokenized conversations to {out} "
-        f"({stats.rows_rejected} rejected: {stats.rejected_by_reason})"
+        f"{done} {stats.rows_kept} tokenized conversations in {info.store.path} "
+        f"({stats.rows_rejected} rejected: {stats.rejected_by_reason}); train from it with "
+        f"dataset.source=tokenized dataset.data_files={out}"
     )
     return stats

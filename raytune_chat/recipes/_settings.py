@@ -24,7 +24,7 @@ __all__ = [
 SECTIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "model": (True, ()),
     "tokenizer": (True, ()),
-    "dataset": (True, ("tokenizer",)),
+    "dataset": (True, ("tokenizer", "cache_path")),
     "optimizer": (True, ("params",)),
     "lr_scheduler": (False, ("optimizer", "num_training_steps")),
     "loss": (True, ()),
@@ -77,7 +77,14 @@ class RaySettings:
 
 @dataclass(frozen=True)
 class RecipeSettings:
-    """Top-level scalar keys of the LoRA recipes (torchtune names and defaults)."""
+    """Top-level scalar keys of the LoRA recipes (torchtune names and defaults).
+
+    Beyond torchtune's: `max_steps` ends the run after that many optimizer steps and
+    `max_trained_tokens` once that many tokens (all ranks) have been in the loss, whichever
+    comes first, `epochs` still being an upper bound (torchtitan-style budgets);
+    `log_row_ids` makes every rank write the row ids of each step to
+    `<output_dir>/row_ids/rank_<r>.jsonl`.
+    """
 
     output_dir: str
     seed: int | None = None
@@ -85,6 +92,9 @@ class RecipeSettings:
     batch_size: int = 2
     epochs: int = 1
     max_steps_per_epoch: int | None = None
+    max_steps: int | None = None
+    max_trained_tokens: int | None = None
+    log_row_ids: bool = False
     gradient_accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     compile: bool = False
@@ -160,6 +170,9 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     for key in ("batch_size", "epochs", "gradient_accumulation_steps", "log_every_n_steps"):
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1")
+    for key in ("max_steps_per_epoch", "max_steps", "max_trained_tokens"):
+        if getattr(settings, key) is not None and getattr(settings, key) < 1:
+            raise ConfigError(key, "must be at least 1 (or null)")
     if ray.num_workers < 1:
         raise ConfigError("ray.num_workers", "must be at least 1")
     return dataclasses.replace(settings, ray=ray)

@@ -21,13 +21,34 @@ _FILE = "train_state.pt"
 
 @dataclass(frozen=True)
 class TrainPosition:
-    """Where a run stands: the epoch, optimizer steps done in it and in total, tokens seen."""
+    """Where a run stands, and what it needs to continue exactly as it would have.
+
+    Attributes:
+        epoch: the epoch being trained (0-based).
+        step_in_epoch: optimizer steps done in it; a resumed run skips that many.
+        global_step: optimizer steps done in all.
+        num_tokens: tokens seen (padding included), all ranks.
+        num_trained_tokens: tokens in the loss, all ranks.
+        seed: the shuffle seed of the run (drawn once when the config says `seed: null`).
+        dataset: which dataset the epoch reads ("train", or "cached" once the token store
+            is complete), so a resumed epoch reads the same rows in the same order.
+        planned_steps: the run's planned total of optimizer steps.
+        steps_per_epoch: the planned steps of one epoch.
+        plan_exact: the plan is counted, not estimated.
+        plan_basis: what the plan comes from (see `raytune_chat.recipes._plan`).
+    """
 
     epoch: int = 0
     step_in_epoch: int = 0
     global_step: int = 0
     num_tokens: int = 0
     num_trained_tokens: int = 0
+    seed: int | None = None
+    dataset: str = "train"
+    planned_steps: int = 0
+    steps_per_epoch: int = 0
+    plan_exact: bool = False
+    plan_basis: str = ""
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,25 +104,26 @@ def test_preview_highlights_trained_tokens(ray_cluster, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_prepare_writes_parquet_that_trains_without_tokenizing(ray_cluster, tmp_path, capsys):
+def test_prepare_tokenizes_once_into_a_store_that_reads_back(ray_cluster, tmp_path, capsys):
     import pyarrow.parquet as pq
 
     data = write_chat_file(tmp_path / "chat.json", sample_conversations(5))
     out = tmp_path / "tokenized"
-    assert (
-        main(
-            [
-                "prepare",
-                "tiny/llama3_lora_cpu",
-                "--out",
-                str(out),
-                f"dataset.data_files={data}",
-                f"output_dir={tmp_path}",
-            ]
-        )
-        == 0
-    )
-    table = pq.read_table(out)
+    argv = [
+        "prepare",
+        "tiny/llama3_lora_cpu",
+        "--out",
+        str(out),
+        f"dataset.data_files={data}",
+        f"output_dir={tmp_path}",
+    ]
+    assert main(argv) == 0
+    (store,) = [p.parent for p in out.glob("*/manifest.json")]
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert manifest["stats"]["rows_kept"] == 5 and manifest["stats"]["rows_tokenized"] == 5
+    table = pq.read_table([store / p["name"] for p in manifest["parts"]])
     assert table.num_rows == 5
-    assert {"tokens", "labels", "num_trained_tokens"} <= set(table.column_names)
-    assert "wrote 5 tokenized conversations" in capsys.readouterr().out
+    assert {"tokens", "labels", "num_trained_tokens", "row_id"} <= set(table.column_names)
+    assert f"wrote 5 tokenized conversations in {store}" in capsys.readouterr().out
+    assert main(argv) == 0  # the same config again: the complete store is found, not redone
+    assert f"found 5 tokenized conversations in {store}" in capsys.readouterr().out

@@ -79,13 +79,3 @@ def test_too_long_conversation_is_truncated_not_split():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError, match="2 tokens but 3 labels"):
         pack_window([np.array([1, 2])], [np.array([1, 2, 3])], max_seq_len=4, pad_id=0)
-
-
-def test_per_conversation_counts_are_summed_per_packed_row():
-    tokens = [np.arange(5), np.arange(3), np.arange(2)]
-    labels = [np.full(len(t), -100) for t in tokens]
-    packed = pack_window(
-        tokens, labels, max_seq_len=6, pad_id=0, counts={"dropped_reasoning": [1, 2, 4]}
-    )
-    assert packed.num_tokens.tolist() == [5, 5]  # rows {0} and {1, 2}
-    assert packed.as_dict()["dropped_reasoning"].tolist() == [1, 6]

@@ -1,4 +1,4 @@
-"""chat_dataset on a real local Ray cluster: formats, S3, quarantine, packing, stats."""
+"""chat_dataset on a real local Ray cluster: formats, S3, quarantine, packing, stats, stores."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from raytune_chat.datasets import (
     PaddedCollateFn,
     chat_dataset,
     chat_dataset_info,
-    dataset_stats,
     read_rejects,
-    save_tokenized,
 )
 from raytune_chat.models.llama3 import llama3_tokenizer
 from tests.s3 import moto_s3_server, upload_files
@@ -129,10 +127,11 @@ def test_same_rows_from_array_jsonl_gz_parquet_and_s3(
             tokenizer,
             storage_options=server.storage_options,
             rejected_path=rejected,
+            max_rejected_fraction=0.05,  # 1 of 61 rows is bad on purpose
+            cache_path="s3://bucket/tokenized",
         )
-        done = ds.materialize()
-        assert _multiset(done.take_all()) == expected
-        save_tokenized(done, "s3://bucket/tokenized", storage_options=server.storage_options)
+        assert _multiset(ds.take_all()) == expected  # the pass also fills the token store
+        assert chat_dataset_info(ds).store.path.startswith("s3://bucket/tokenized/")
         reused = chat_dataset(
             tokenizer,
             source="tokenized",
@@ -142,6 +141,7 @@ def test_same_rows_from_array_jsonl_gz_parquet_and_s3(
             storage_options=server.storage_options,
         )
         assert _multiset(reused.take_all()) == expected
+        assert chat_dataset_info(reused).stats().rows_tokenized == 0
         (reject,) = read_rejects(rejected, server.storage_options)
         assert reject["source"] == "s3://bucket/prefix/part-1.jsonl"
         assert (reject["line"], reject["reason"]) == (len(CONVERSATIONS) // 2 + 1, "invalid_json")
@@ -203,7 +203,8 @@ def test_malformed_corpus_every_row_kept_or_quarantined_with_a_reason(
     assert {r["line"]: r["reason"] for r in rejects} == bad_at
     for r in rejects:
         assert r["source"].endswith("bad.jsonl") and r["message"] and r["raw"]
-    stats = dataset_stats(ds)
+    stats = chat_dataset_info(ds).stats()  # counted by the pass itself, no second pass
+    assert stats.complete
     assert stats.rows_read == stats.rows_kept + stats.rows_rejected == len(good) + len(bad_at)
     assert stats.rejected_by_reason == dict(Counter(bad_at.values()))
     assert stats.num_tokens == sum(len(r["tokens"]) for r in rows)
@@ -222,7 +223,8 @@ def test_too_many_rejects_stop_the_run_with_a_summary(ray_cluster, tokenizer, tm
         ds.take_all()
 
 
-def test_exact_check_after_a_pass_catches_small_datasets(ray_cluster, tokenizer, tmp_path):
+def test_a_complete_pass_checks_small_datasets_exactly(ray_cluster, tokenizer, tmp_path):
+    """Fewer rows than rejected_check_min_rows: the check waits for the pass to end."""
     _malformed_corpus(tmp_path / "bad.jsonl")
     ds = _sharegpt(
         {"source": "json", "data_files": str(tmp_path / "bad.jsonl")},
@@ -235,7 +237,7 @@ def test_exact_check_after_a_pass_catches_small_datasets(ray_cluster, tokenizer,
     with pytest.raises(
         Exception, match=rf"{len(BAD_LINES)} of {total} rows rejected \({share:.2f}%\)"
     ):
-        dataset_stats(ds)
+        ds.take_all()
 
 
 def test_wrong_conversation_column_fails_fast_naming_the_columns(tokenizer, tmp_path):
@@ -293,8 +295,9 @@ def test_packed_sample_data_is_block_diagonal_and_full(ray_cluster, tokenizer, t
         docs += _documents(batch)
     conversations = json.loads(SAMPLE.read_text())
     assert Counter(docs) == _multiset(_expected(tokenizer, conversations))
-    stats = dataset_stats(ds)
+    stats = chat_dataset_info(ds).stats()
     assert stats.rows_kept == len(conversations) and stats.packing_fill_ratio >= 0.95
+    assert stats.output_rows_exact and stats.output_rows == stats.packed_rows
 
 
 def test_seeded_shuffle_is_reproducible(ray_cluster, tokenizer, tmp_path):
@@ -317,7 +320,8 @@ def test_seeded_shuffle_is_reproducible(ray_cluster, tokenizer, tmp_path):
 def test_padded_collate_and_pretokenized_reuse(ray_cluster, tokenizer, tmp_path):
     src = tmp_path / "chat.json"
     src.write_text(json.dumps(CONVERSATIONS))
-    ds = _sharegpt({"source": "json", "data_files": str(src)}, tokenizer)
+    out = tmp_path / "tokenized"
+    ds = _sharegpt({"source": "json", "data_files": str(src)}, tokenizer, cache_path=str(out))
     collate = chat_dataset_info(ds).collate_fn(pad_to_multiple_of=8)
     assert isinstance(collate, PaddedCollateFn)
     done = ds.materialize()  # one tokenization pass for the rest of the test
@@ -329,8 +333,6 @@ def test_padded_collate_and_pretokenized_reuse(ray_cluster, tokenizer, tmp_path)
     assert batch["tokens"][0, lengths[0] :].eq(128004).all()
     assert batch["labels"][0, lengths[0] - 1 :].eq(-100).all()
 
-    out = tmp_path / "tokenized"
-    save_tokenized(done, str(out))
     reused = chat_dataset(
         tokenizer,
         source="tokenized",
@@ -373,3 +375,44 @@ def test_openai_rows_whose_content_type_changes(ray_cluster, tokenizer, tmp_path
     got = ds.take_all()
     assert _multiset(got) == _multiset(_expected(tokenizer, rows, "messages", "openai"))
     assert list(got[0]["tokens"]) == list(got[1]["tokens"])
+
+
+def _rows(ds) -> list[tuple]:
+    return [tuple(tuple(map(int, r[k])) for k in ("tokens", "labels")) for r in ds.take_all()]
+
+
+@pytest.mark.slow
+def test_the_token_store_gives_back_the_same_rows_in_order_without_tokenizing(
+    ray_cluster, tokenizer, tmp_path
+):
+    """Shuffled files, shuffled batches, packed rows: the store's pass equals the raw pass."""
+    for i, part in enumerate([CONVERSATIONS[:25], CONVERSATIONS[25:]]):
+        (tmp_path / f"part-{i}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    kwargs = dict(
+        shuffle=True,
+        seed=5,
+        batch_size=8,
+        packed=True,
+        packing_window=16,
+        cache_path=str(tmp_path / "cache"),
+        rejected_path=str(tmp_path / "rej"),
+    )
+    files = {"source": "json", "data_files": str(tmp_path / "*.jsonl")}
+    small = llama3_tokenizer(tokenizer.tt_model.path, max_seq_len=256)
+    ds = _sharegpt(files, small, **kwargs)
+    info = chat_dataset_info(ds)
+    assert not info.reads_store and not info.store.complete()
+    first = _rows(ds)
+    assert info.store.complete()  # written by the pass itself
+    tokenized = info.stats().rows_tokenized
+    assert tokenized == len(CONVERSATIONS)
+    assert _rows(info.store_dataset()) == first  # same packed rows, same order
+    assert info.stats().rows_tokenized == tokenized  # nothing tokenized again
+    again = _sharegpt(files, small, **kwargs)
+    assert chat_dataset_info(again).reads_store and _rows(again) == first
+    # Whatever changes the tokens changes the store's key.
+    assert not chat_dataset_info(_sharegpt(files, small, **kwargs, train_on_input=True)).reads_store
+    longer = llama3_tokenizer(tokenizer.tt_model.path, max_seq_len=512)
+    assert not chat_dataset_info(_sharegpt(files, longer, **kwargs)).reads_store
+    (tmp_path / "part-1.jsonl").write_text(json.dumps(CONVERSATIONS[0]) + "\n")
+    assert not chat_dataset_info(_sharegpt(files, small, **kwargs)).reads_store

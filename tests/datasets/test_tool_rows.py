@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from raytune_chat.datasets import chat_dataset, dataset_stats, read_rejects
+from raytune_chat.datasets import chat_dataset, chat_dataset_info, read_rejects
 from raytune_chat.datasets._readers import RECORD_SCHEMA
 from raytune_chat.datasets._tokenize import TokenizeRows
 from raytune_chat.models.llama3 import llama3_tokenizer
@@ -112,10 +112,11 @@ def test_sixty_openai_tool_rows_all_kept_and_new_reasons_quarantined(
         assert (
             record["message"] and record["raw"][:200] == json.dumps(row, ensure_ascii=False)[:200]
         )
-    stats = dataset_stats(ds)
+    stats = chat_dataset_info(ds).stats()  # counted while the rows streamed
+    assert stats.complete
     assert (stats.rows_read, stats.rows_kept, stats.rows_rejected) == (65, 60, 5)
     assert stats.rejected_by_reason == dict.fromkeys(bad, 1)
-    assert stats.dropped == {"reasoning": 20, "call_text": 0, "messages": 0}
+    assert stats.dropped == {"reasoning": 20}
     assert stats.truncated_rows == 0
 
 
@@ -126,6 +127,7 @@ def _batch(rows: list[dict]) -> pa.Table:
             "source": ["t.jsonl"] * n,
             "line": list(range(1, n + 1)),
             "row": [-1] * n,
+            "record_id": list(range(1, n + 1)),
             "raw": [json.dumps(r).encode() for r in rows],
             "error": [None] * n,
         },

@@ -113,7 +113,9 @@ def test_demo_config_loss_halves_and_reports(ray_cluster, tmp_path):
         "tiny/llama3_lora_cpu",
         [
             *fast_overrides(out, data),
-            "max_steps_per_epoch=24",
+            "max_steps_per_epoch=null",
+            "epochs=3",
+            "max_steps=24",  # a step budget: one epoch of 48 rows, then the run ends
             "optimizer.lr=3e-2",
             "lr_scheduler.num_warmup_steps=2",
             "save_every_n_steps=100",
@@ -124,7 +126,7 @@ def test_demo_config_loss_halves_and_reports(ray_cluster, tmp_path):
     losses = _losses(out)
     assert len(losses) == 24
     assert sum(losses[-4:]) / 4 <= 0.5 * losses[0], losses
-    assert summary["steps"] == 24
+    assert summary["steps"] == 24 and summary["plan"]["planned_steps"] == 24
     assert summary["rows_rejected_by_reason"] == {"unknown_role": 1}
     assert summary["rows_kept"] == 48
     assert summary["trained_tokens"] > 0 and summary["tokens"] > summary["trained_tokens"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from raytune_chat.config import ConfigError
-from raytune_chat.recipes._driver import plan_steps
 from raytune_chat.recipes._loop import optimizer_steps
+from raytune_chat.recipes._plan import StepPlan, plan_from_epoch, plan_from_rows, with_budgets
 from raytune_chat.recipes._settings import RaySettings, RecipeSettings, parse_settings
 from raytune_chat.training import (
     DiskLogger,
@@ -16,6 +18,7 @@ from raytune_chat.training import (
     load_train_state,
     save_train_state,
 )
+from raytune_chat.training.lr_schedulers import set_num_training_steps
 from raytune_chat.training.metric_logging import read_metrics
 
 SECTIONS = {k: {} for k in ("model", "tokenizer", "dataset", "optimizer", "loss")}
@@ -29,11 +32,49 @@ def test_plan_counts_full_batches_per_worker_and_caps_steps():
         epochs=2,
         ray=RaySettings(num_workers=2),
     )
-    assert plan_steps(50, s) == {"steps_per_epoch": 4, "total_steps": 8}  # 25 rows -> 12 -> 4
+    # 25 rows per worker -> 12 batches -> 4 steps
+    assert plan_from_rows(50, s, exact=True, basis="counted") == StepPlan(4, 8, True, "counted")
     capped = RecipeSettings(output_dir="o", max_steps_per_epoch=3, epochs=2)
-    assert plan_steps(1000, capped) == {"steps_per_epoch": 3, "total_steps": 6}
+    assert plan_from_rows(1000, capped, exact=False, basis="sample") == StepPlan(
+        3, 6, False, "sample"
+    )
     with pytest.raises(ValueError, match="no full optimizer step"):
-        plan_steps(3, s)
+        plan_from_rows(3, s, exact=True, basis="counted")
+    # an estimate that small still plans a step: the run learns the truth as it streams
+    assert plan_from_rows(3, s, exact=False, basis="sample").total_steps == 2
+
+
+def test_step_and_token_budgets_shorten_the_plan():
+    s = RecipeSettings(output_dir="o", epochs=3, max_steps=50)
+    assert plan_from_epoch(40, s) == StepPlan(40, 50, True, "epoch")  # 120 planned, cut at 50
+    budget = RecipeSettings(output_dir="o", epochs=3, max_trained_tokens=3000)
+    plan = plan_from_epoch(40, budget)
+    # 10 steps took 500 trained tokens: 50 per step, 2,500 left -> 50 more steps
+    assert with_budgets(plan, budget, steps_done=10, trained_tokens_done=500) == StepPlan(
+        40, 60, False, "token budget"
+    )
+    assert with_budgets(plan, budget, steps_done=0, trained_tokens_done=0) == plan
+
+
+def test_cosine_schedule_follows_a_new_length_and_checkpoints_it():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = get_cosine_schedule_with_warmup(opt, 0, 10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(0.5)  # half way through 10 steps
+    assert set_num_training_steps(sched, 20)
+    opt.step()
+    sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 6 / 20)))
+    fresh_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    fresh = get_cosine_schedule_with_warmup(fresh_opt, 0, 10)
+    fresh.load_state_dict(sched.state_dict())
+    assert fresh.lr_lambdas[0].num_training_steps == 20  # the length is in the checkpoint
+    for _ in range(30):  # past the planned end the rate stays at 0, it does not rise again
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr()[0] == 0.0
 
 
 def test_resume_skips_consumed_steps_and_drops_a_partial_tail():
@@ -71,7 +112,9 @@ def test_train_state_round_trip_restores_adapter_optimizer_schedule(tmp_path):
         opt.step()
         sched.step()
         opt.zero_grad()
-    position = TrainPosition(epoch=1, step_in_epoch=2, global_step=3, num_tokens=7)
+    position = TrainPosition(
+        epoch=1, step_in_epoch=2, global_step=3, num_tokens=7, seed=1234, dataset="cached"
+    )
     save_train_state(tmp_path, model, opt, sched, position)
     fresh, fresh_opt, fresh_sched = parts()
     assert load_train_state(tmp_path, fresh, fresh_opt, fresh_sched) == position
