@@ -95,6 +95,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
     except (OSError, UnicodeDecodeError) as exc:
+        if str(exc).startswith("Invalid loaded object type"):  # OmegaConf on a lone number
+            raise ConfigError("", f"{path}: a config must be a YAML mapping") from None
         raise ConfigError("", f"{path}: cannot read the config: {exc}") from None
     except OmegaConfBaseException as exc:
         raise ConfigError("", f"{path}: {_one_line(exc)}") from None
