@@ -1,7 +1,9 @@
 """YAML configs with `_component_` sections, checked before anything runs.
 
-torchtune's config format, resolved through an explicit registry of our builders (plus the
-`torchtune.*` names its Llama2/Llama3 LoRA configs use), with its command-line override syntax.
+torchtune's config format and library: loaded, overridden (`key=value`, `~key`) and
+interpolated (`${output_dir}`, `${oc.env:HOME}`) with OmegaConf as `tune run` does, then
+resolved through an explicit registry of our builders (plus the `torchtune.*` names its
+Llama2/Llama3 LoRA configs use).
 
 Example:
     >>> cfg = load_config("tiny/llama3_lora_cpu", ["epochs=2", "output_dir=/tmp/x"])
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from raytune_chat.config._assets import asset_path
 from raytune_chat.config._builtin import (
     builtin_config_dir,
     copy_builtin_config,
@@ -23,15 +26,13 @@ from raytune_chat.config._builtin import (
 )
 from raytune_chat.config._errors import ConfigError
 from raytune_chat.config._instantiate import check_section, instantiate
-from raytune_chat.config._interpolate import asset_path, resolve_interpolations
-from raytune_chat.config._overrides import apply_overrides
+from raytune_chat.config._load import apply_overrides, load_yaml, resolve_interpolations
 from raytune_chat.config._registry import (
     component_names,
     register_component,
     resolve_component,
     translate_alias,
 )
-from raytune_chat.config._yaml import load_yaml, parse_value
 
 __all__ = [
     "ConfigError",
@@ -46,7 +47,6 @@ __all__ = [
     "list_builtin_configs",
     "load_config",
     "load_yaml",
-    "parse_value",
     "register_component",
     "resolve_component",
     "resolve_interpolations",
@@ -55,15 +55,20 @@ __all__ = [
 
 
 def load_config(name: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Load a built-in or file config, apply overrides, then resolve `${...}`.
+    """Load a built-in or file config, apply overrides, then resolve `${...}` (OmegaConf).
 
     Args:
         name: built-in name (``llama3/8B_lora_single_device``) or a YAML path.
-        overrides: torchtune-style items (``epochs=15``, ``~profiler``, ``model=<dotpath>``).
+        overrides: torchtune-style items (``epochs=15``, ``~profiler``, ``model=<dotpath>``,
+            ``model.lora_attn_modules=[q_proj,v_proj]``).
 
     Returns:
         The config as plain nested dicts. Checking sections is the recipe's job
         (see `raytune_chat.recipes.validate`), since only it knows what it passes itself.
+
+    Raises:
+        ConfigError: naming the file and line of broken YAML, the override or key at fault,
+            or the key whose `${...}` cannot be resolved.
     """
     cfg = load_yaml(find_config(str(name)))
     return resolve_interpolations(apply_overrides(cfg, overrides))

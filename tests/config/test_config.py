@@ -91,6 +91,105 @@ def test_override_errors_name_the_key():
     with pytest.raises(ConfigError) as err:
         apply_overrides({"a": 1}, ["a.b=2"])
     assert err.value.key == "a"
+    with pytest.raises(ConfigError) as err:
+        apply_overrides({"a": 1}, ["epochs"])
+    assert err.value.key == "epochs"
+    assert "key=value" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        apply_overrides({"a": 1}, ["a=[1,2"])
+    assert err.value.key == "a"
+    with pytest.raises(ConfigError) as err:  # torchtune refuses it too
+        apply_overrides({"m": {"_component_": "x.y"}}, ["~m._component_"])
+    assert err.value.key == "m._component_"
+
+
+def test_override_values_are_typed_like_torchtune():
+    cfg = {"ray": {"resources_per_worker": {"CPU": 1, "GPU": 0}}, "checkpointer": {"k": 1}}
+    out = apply_overrides(
+        cfg,
+        [
+            "max_steps_per_epoch=None",
+            "seed=null",
+            "lr=3e-4",
+            "layers=[1,2]",
+            "dtype=bf16",
+            "flag=True",
+            "ray.resources_per_worker={CPU: 0.5}",
+            "checkpointer.max_filename=00005",
+            "note=a=b",
+        ],
+    )
+    assert out == {
+        "ray": {"resources_per_worker": {"CPU": 0.5, "GPU": 0}},  # merged into the section
+        "checkpointer": {"k": 1, "max_filename": "00005"},
+        "max_steps_per_epoch": None,
+        "seed": None,
+        "lr": 3e-4,
+        "layers": [1, 2],
+        "dtype": "bf16",
+        "flag": True,
+        "note": "a=b",
+    }
+
+
+def test_removal_drops_emptied_sections_and_comes_before_sets():
+    cfg = {"a": {"b": {"c": 1}}, "d": {"e": 1, "f": 2}}
+    assert apply_overrides(cfg, ["~a.b.c", "~d.e"]) == {"d": {"f": 2}}
+    # as in torchtune, removals apply to the file's config, then every `key=value` merges over
+    assert apply_overrides(cfg, ["d.e=5", "~d"]) == {"a": {"b": {"c": 1}}, "d": {"e": 5}}
+
+
+def test_env_interpolation_with_and_without_default(monkeypatch):
+    monkeypatch.setenv("RAYTUNE_CHAT_TEST_DIR", "/data/runs")
+    monkeypatch.delenv("RAYTUNE_CHAT_UNSET", raising=False)
+    cfg = resolve_interpolations(
+        {
+            "output_dir": "${oc.env:RAYTUNE_CHAT_TEST_DIR}/one",
+            "logs": "${output_dir}/logs",
+            "cache": "${oc.env:RAYTUNE_CHAT_UNSET,/tmp/cache}",
+        }
+    )
+    assert cfg == {
+        "output_dir": "/data/runs/one",
+        "logs": "/data/runs/one/logs",
+        "cache": "/tmp/cache",
+    }
+    with pytest.raises(ConfigError) as err:
+        resolve_interpolations({"paths": {"home": "${oc.env:RAYTUNE_CHAT_UNSET}"}})
+    assert err.value.key == "paths.home"
+    assert "RAYTUNE_CHAT_UNSET" in str(err.value)
+
+
+def test_an_override_may_use_interpolation(tmp_path):
+    cfg = load_config(
+        "tiny/llama3_lora_cpu",
+        [f"output_dir={tmp_path}", "dataset.rejected_path=${output_dir}/bad"],
+    )
+    assert cfg["dataset"]["rejected_path"] == f"{tmp_path}/bad"
+
+
+def test_unknown_asset_is_named_with_its_key():
+    with pytest.raises(ConfigError) as err:
+        resolve_interpolations({"tokenizer": {"path": "${asset:nope}"}})
+    assert err.value.key == "tokenizer.path"
+    assert "unknown asset 'nope'" in str(err.value)
+
+
+def test_broken_yaml_names_the_file_and_line_in_one_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("epochs: 1\nmodel:\n  lora_rank: [8\nbatch_size: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}, line ")
+    assert "not valid YAML" in message
+    assert "\n" not in message
+    path.write_text("epochs: 1\nepochs: 2\n")
+    with pytest.raises(ConfigError, match="line 2"):  # duplicate keys are refused, not merged
+        load_yaml(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_yaml(path)
 
 
 def test_interpolation_follows_overrides_and_keeps_types():
@@ -113,6 +212,7 @@ def test_interpolation_errors_name_the_key():
     with pytest.raises(ConfigError) as err:
         resolve_interpolations({"a": "${b}", "b": "${a}"})
     assert "cycle" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_unknown_argument_is_named_with_the_accepted_ones():
@@ -351,6 +451,11 @@ def test_an_empty_config_folder_is_an_error_not_an_empty_list(tmp_path):
 
 def test_every_registry_entry_imports():
     """No entry may point at a builder that does not exist (aliases included)."""
-    for name in component_names():
+    names = component_names()
+    assert len(names) > 150
+    for name in names:
         fn = resolve_component(name, key="x")
         assert callable(fn), name
+        if name.startswith("torchtune."):  # an alias resolves to the very object of our name
+            ours = "raytune_chat." + name[len("torchtune.") :]
+            assert resolve_component(ours, key="x") is fn, name
