@@ -1,23 +1,30 @@
-"""The top-level keys of a LoRA recipe config, with their defaults, and the `ray:` section.
+"""How a LoRA recipe reads its config: the sections, the top-level keys and the `ray:` section.
 
-Every key a config may hold is a field here or a `_component_` section checked against its
-builder; anything else is an error naming the key. torchtune's keys keep their names.
+`raytune_chat.config` checks each `_component_` section against its builder's signature; what
+it cannot know is which sections a recipe needs, which arguments the recipe passes itself, and
+the top-level scalars (`epochs`, `batch_size`, ...), which belong to no builder. Those live
+here, once for every recipe. Every key a config may hold is a field here or a section; anything
+else is an error naming the key. torchtune's keys keep their names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from raytune_chat.config import ConfigError
+from raytune_chat.config import ConfigError, check_section
+from raytune_chat.training.checkpointing._checkpointer import RESUME_HINT
 
 __all__ = [
     "SECTIONS",
     "TORCHTUNE_KEYS_WITHOUT_EFFECT",
     "RaySettings",
     "RecipeSettings",
+    "RESUME_WARNING",
     "parse_settings",
+    "validate_config",
 ]
 
 # section -> (required, arguments the recipe passes itself)
@@ -84,6 +91,10 @@ class RecipeSettings:
     comes first, `epochs` still being an upper bound (torchtitan-style budgets);
     `log_row_ids` makes every rank write the row ids of each step to
     `<output_dir>/row_ids/rank_<r>.jsonl`.
+
+    `resume_from_checkpoint` is accepted but does nothing: Ray Train resumes a run from its
+    latest checkpoint whenever it is started again with the same `ray.name` and
+    `ray.storage_path` (True prints a warning saying so).
     """
 
     output_dir: str
@@ -106,7 +117,7 @@ class RecipeSettings:
     log_peak_memory_stats: bool = True
     save_every_n_steps: int | None = None
     save_adapter_weights_only: bool = False
-    resume_from_checkpoint: bool = False
+    resume_from_checkpoint: bool = False  # accepted for torchtune; resuming is automatic
     ray: RaySettings = field(default_factory=RaySettings)
 
 
@@ -142,7 +153,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str, choices: dict[str, tu
 
 
 def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
-    """Split a config into `RecipeSettings`; sections are left to `check_section`.
+    """Split a config into `RecipeSettings`; sections are left to `validate_config`.
 
     Raises:
         ConfigError: naming an unknown top-level key, a bad value, or a missing section.
@@ -176,3 +187,57 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     if ray.num_workers < 1:
         raise ConfigError("ray.num_workers", "must be at least 1")
     return dataclasses.replace(settings, ray=ray)
+
+
+RESUME_WARNING = (
+    "raytune-chat: warning: `resume_from_checkpoint` has no effect: a run resumes from its "
+    "latest checkpoint by itself when rerun with the same ray.name and ray.storage_path; "
+    "to start afresh, use a new ray.name"
+)
+
+
+def validate_config(cfg: dict[str, Any], *, max_workers: int | None = None) -> RecipeSettings:
+    """Bind every `_component_` section to its callable's signature and check the top-level keys.
+
+    Nothing is built or called. Errors name the offending key. Each torchtune key that has
+    no effect here (`TORCHTUNE_KEYS_WITHOUT_EFFECT`, and `resume_from_checkpoint: True`) gets
+    one warning line on stderr.
+
+    Args:
+        cfg: a loaded config (overrides applied, `${...}` resolved).
+        max_workers: the most `ray.num_workers` the recipe allows (1 for single device).
+
+    Returns:
+        The parsed top-level settings.
+
+    Raises:
+        ConfigError: naming the first offending key.
+
+    Example:
+        >>> from raytune_chat.config import load_config
+        >>> validate_config(load_config("tiny/llama3_lora_cpu")).device
+        'cpu'
+    """
+    settings = parse_settings(cfg)
+    for key in cfg:
+        if key in TORCHTUNE_KEYS_WITHOUT_EFFECT:
+            reason = TORCHTUNE_KEYS_WITHOUT_EFFECT[key]
+            print(f"raytune-chat: warning: `{key}` has no effect: {reason}", file=sys.stderr)
+    if settings.resume_from_checkpoint:
+        print(RESUME_WARNING, file=sys.stderr)
+    for name, (required, provided) in SECTIONS.items():
+        section = cfg.get(name)
+        if section is None and not required:
+            continue
+        check_section(section, key=name, provided=provided)
+    for key in ("adapter_checkpoint", "recipe_checkpoint"):  # torchtune's, accepted as null
+        if (cfg.get("checkpointer") or {}).get(key) is not None:
+            raise ConfigError(f"checkpointer.{key}", RESUME_HINT)
+    if settings.enable_activation_offloading:
+        raise ConfigError("enable_activation_offloading", "is not supported yet; set it to False")
+    if max_workers is not None and settings.ray.num_workers > max_workers:
+        raise ConfigError(
+            "ray.num_workers",
+            f"this recipe runs at most {max_workers} worker(s); use lora_finetune_distributed",
+        )
+    return settings
