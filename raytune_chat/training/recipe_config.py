@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from raytune_chat.config import ConfigError, check_section
 from raytune_chat.training.checkpointing._checkpointer import RESUME_HINT
@@ -73,9 +75,9 @@ class RaySettings:
     """
 
     num_workers: int = 1
-    use_gpu: bool | str = "auto"
+    use_gpu: bool | Literal["auto"] = "auto"
     resources_per_worker: dict[str, float] | None = None
-    strategy: str = "ddp"
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     storage_path: str | None = None
     name: str = "lora_finetune"
     max_failures: int = 0
@@ -109,8 +111,8 @@ class RecipeSettings:
     gradient_accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     compile: bool = False
-    dtype: str = "bf16"
-    device: str = "cuda"
+    dtype: Literal["bf16", "fp32", "fp16"] = "bf16"
+    device: Literal["cuda", "cpu"] = "cuda"
     enable_activation_checkpointing: bool = False
     enable_activation_offloading: bool = False
     log_every_n_steps: int = 1
@@ -121,34 +123,46 @@ class RecipeSettings:
     ray: RaySettings = field(default_factory=RaySettings)
 
 
-_CHOICES = {"dtype": ("bf16", "fp32", "fp16"), "device": ("cuda", "cpu")}
-_RAY_CHOICES = {"strategy": ("ddp", "fsdp")}
+def _allowed(hint: Any) -> tuple[tuple[type, ...], tuple[Any, ...]]:
+    """The types and the literal values a field's type hint allows."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    kinds: list[type] = []
+    values: list[Any] = []
+    for arg in args:
+        if typing.get_origin(arg) is Literal:
+            values += typing.get_args(arg)
+        else:
+            kinds.append(typing.get_origin(arg) or arg)
+    if float in kinds:
+        kinds.append(int)
+    return tuple(kinds), tuple(values)
 
 
-def _check_type(key: str, value: Any, annotation: str) -> None:
-    if value is None:
-        if "None" not in annotation:
-            raise ConfigError(key, "may not be null")
+def _check(key: str, value: Any, hint: Any) -> None:
+    kinds, values = _allowed(hint)
+    if value in values and not isinstance(value, bool):
         return
-    wants = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict}
-    ok = [t for name, t in wants.items() if name in annotation.replace("None", "")]
-    if isinstance(value, bool) and "bool" not in annotation:
-        ok = []
-    if ok and not isinstance(
-        value, tuple(x for t in ok for x in (t if isinstance(t, tuple) else (t,)))
-    ):
-        raise ConfigError(key, f"expects {annotation}, got {type(value).__name__} {value!r}")
+    if value is None and type(None) not in kinds:
+        raise ConfigError(key, "may not be null")
+    # bool is an int to Python, never to a config: `epochs: True` is a mistake
+    if isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds):
+        return
+    if values and not kinds:
+        raise ConfigError(key, f"must be one of {values}, got {value!r}")
+    names = [k.__name__ for k in kinds if k is not type(None) and not (k is int and float in kinds)]
+    wanted = " or ".join([*names, *map(repr, values)])
+    raise ConfigError(key, f"expects {wanted}, got {type(value).__name__} {value!r}")
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str, choices: dict[str, tuple]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    """`cls(**values)` after checking each key against the dataclass's fields and hints."""
+    hints = typing.get_type_hints(cls)
     for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}", f"unknown key; known keys: {', '.join(fields)}")
+        if key not in hints:
+            raise ConfigError(f"{prefix}{key}", f"unknown key; known keys: {', '.join(hints)}")
         if key != "ray":
-            _check_type(f"{prefix}{key}", value, str(fields[key].type))
-        if key in choices and value not in choices[key]:
-            raise ConfigError(f"{prefix}{key}", f"must be one of {choices[key]}, got {value!r}")
+            _check(f"{prefix}{key}", value, hints[key])
     return cls(**values)
 
 
@@ -176,8 +190,8 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     ray_values = scalars.pop("ray", None) or {}
     if not isinstance(ray_values, dict):
         raise ConfigError("ray", "must be a section")
-    ray = _build(RaySettings, ray_values, "ray.", _RAY_CHOICES)
-    settings = _build(RecipeSettings, scalars, "", _CHOICES)
+    ray = _build(RaySettings, ray_values, "ray.")
+    settings = _build(RecipeSettings, scalars, "")
     for key in ("batch_size", "epochs", "gradient_accumulation_steps", "log_every_n_steps"):
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1")
