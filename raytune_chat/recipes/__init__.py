@@ -28,6 +28,12 @@ RECIPES: dict[str, str] = {
 }
 
 
+def _module(name: str) -> str:
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
 def _is_path(name: str) -> bool:
     return name.endswith(".py") or Path(name).is_file()
 
@@ -73,9 +79,7 @@ def get_recipe(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """
     if _is_path(name):
         return _load_file(Path(name)).recipe_main
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
-    return importlib.import_module(RECIPES[name]).recipe_main
+    return importlib.import_module(_module(name)).recipe_main
 
 
 def recipe_file(name: str) -> Path:
@@ -85,9 +89,7 @@ def recipe_file(name: str) -> Path:
         >>> recipe_file("lora_finetune_distributed").name
         'lora_finetune_distributed.py'
     """
-    if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
-    return Path(importlib.util.find_spec(RECIPES[name]).origin)
+    return Path(importlib.util.find_spec(_module(name)).origin)
 
 
 def copy_recipe(name: str, dest: str | Path) -> Path:
