@@ -5,7 +5,7 @@ Writes the synthetic Llama-shaped bf16 HF checkpoint of ``bench_checkpoint_load.
 safetensors + config.json), then, in a fresh process per case, builds a QLoRA model
 (``lora_llama3(quantize_base=True)``, LoRA on q/v) and loads the checkpoint into it:
 
-- ``streamed``: the recipe's way (``raytune_chat.recipes._parts.load_base``): the model is built
+- ``streamed``: the recipe's way (``raytune_chat.training.load_base``): the model is built
   on the meta device and ``load_base_weights(model, checkpointer.iter_model_weights())`` puts
   each tensor in place, quantized to NF4 as it arrives;
 - ``whole``: torchtune's way, for comparison: the NF4 model is built with random weights,

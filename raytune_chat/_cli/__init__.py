@@ -2,7 +2,9 @@
 
 raytune-chat ls
 raytune-chat cp llama3/8B_lora_single_device custom.yaml
+raytune-chat cp lora_finetune_single_device my_recipe.py
 raytune-chat run lora_finetune_single_device --config custom.yaml epochs=15 ~profiler
+raytune-chat run ./my_recipe.py --config custom.yaml
 raytune-chat validate custom.yaml
 raytune-chat preview custom.yaml -n 3
 raytune-chat prepare custom.yaml --out s3://bucket/tokenized/
@@ -30,8 +32,10 @@ def _ls(args: argparse.Namespace) -> None:
 
 def _cp(args: argparse.Namespace) -> None:
     from raytune_chat.config import copy_builtin_config
+    from raytune_chat.recipes import RECIPES, copy_recipe
 
-    print(copy_builtin_config(args.name, args.dest))
+    copy = copy_recipe if args.name in RECIPES else copy_builtin_config
+    print(copy(args.name, args.dest))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -68,12 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("ls", help="list recipes and built-in configs").set_defaults(fn=_ls)
     sub.add_parser("submit", help="submit a run to a Ray cluster as a Ray job (see --help)")
-    cp = sub.add_parser("cp", help="copy a built-in config to a file")
-    cp.add_argument("name")
+    cp = sub.add_parser("cp", help="copy a recipe or a built-in config to a file")
+    cp.add_argument("name", help="a recipe or a built-in config (see `raytune-chat ls`)")
     cp.add_argument("dest")
     cp.set_defaults(fn=_cp)
     run = sub.add_parser("run", help="run a recipe")
-    run.add_argument("recipe")
+    run.add_argument("recipe", help="a recipe name, or the path of a recipe file (a copy)")
     run.add_argument("--config", required=True)
     run.set_defaults(fn=_run)
     for name, fn, text in (

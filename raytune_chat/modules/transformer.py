@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from raytune_chat.modules.attention import MultiHeadAttention
 from raytune_chat.modules.attention_utils import AttentionMask
@@ -116,15 +115,10 @@ class TransformerDecoder(nn.Module):
         self.norm = norm
         self.output = output
         self.num_output_chunks = 0
-        self.activation_checkpointing = False
 
     def set_num_output_chunks(self, num_output_chunks: int) -> None:
         """Return logits as this many sequence chunks (0 = one tensor); pairs with the loss."""
         self.num_output_chunks = num_output_chunks
-
-    def set_activation_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute each block's activations in backward instead of storing them."""
-        self.activation_checkpointing = enabled
 
     def forward(
         self,
@@ -152,12 +146,8 @@ class TransformerDecoder(nn.Module):
         if s > self.max_seq_len:
             raise ValueError(f"sequence length {s} exceeds max_seq_len={self.max_seq_len}")
         h = self.tok_embeddings(tokens)  # (b, s, embed_dim)
-        use_checkpointing = self.activation_checkpointing and torch.is_grad_enabled()
-        for layer in self.layers:
-            if use_checkpointing:
-                h = checkpoint(layer, h, mask=mask, input_pos=input_pos, use_reentrant=False)
-            else:
-                h = layer(h, mask=mask, input_pos=input_pos)
+        for layer in self.layers:  # training.set_activation_checkpointing wraps each one
+            h = layer(h, mask=mask, input_pos=input_pos)
         h = self.norm(h)
         if self.num_output_chunks:
             return [self.output(chunk) for chunk in h.chunk(self.num_output_chunks, dim=1)]

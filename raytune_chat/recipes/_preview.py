@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from raytune_chat.config import instantiate
 from raytune_chat.datasets import ChatDatasetStats, chat_dataset_info
-from raytune_chat.recipes._driver import ensure_ray
+from raytune_chat.training.ray_train import ensure_ray
 
 __all__ = ["describe_cuts", "prepare_dataset", "preview_dataset", "render_sample"]
 

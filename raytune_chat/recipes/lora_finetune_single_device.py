@@ -1,17 +1,242 @@
 """`lora_finetune_single_device`: LoRA fine-tuning on one Ray Train worker (one GPU or CPU).
 
-Run it as ``raytune-chat run lora_finetune_single_device --config llama3/8B_lora_single_device``.
+Run it as ``raytune-chat run lora_finetune_single_device --config llama3/8B_lora_single_device``,
+or copy it (``raytune-chat cp lora_finetune_single_device my_recipe.py``), edit the copy and
+run that: ``raytune-chat run ./my_recipe.py --config ...``.
+
+The story, top to bottom: `recipe_main` builds the dataset and the trainer on the driver;
+`train_loop_per_worker` is what the Ray Train worker runs (build the parts, restore, the
+epochs, the final outputs); `train_epoch` takes the optimizer steps and reports.
+`lora_finetune_distributed` is the same story on several workers; the pieces both tell
+live in `raytune_chat.training`.
+
+Nothing reads the data before training starts: the step plan comes from what the dataset
+knows cheaply (the pass ledger's estimate, or a token store's counts) and the worker makes
+it exact as the run goes (`raytune_chat.training.step_plan`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+import time
+from pathlib import Path
 from typing import Any
 
-from raytune_chat.recipes._driver import run_lora_finetune
+import ray.train
+import ray.train.torch
+from ray.train.torch import TorchTrainer
 
-__all__ = ["recipe_main"]
+from raytune_chat import training
+from raytune_chat.datasets import iter_chat_batches
+from raytune_chat.training import ray_train
+
+__all__ = ["recipe_main", "train_loop_per_worker"]
+
+
+# --- the driver: dataset -> trainer -> fit -> summary ------------------------------------
 
 
 def recipe_main(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Train with `cfg` on a single worker; return the run summary."""
-    return run_lora_finetune(cfg, max_workers=1)
+    """Train LoRA adapters with `cfg` on one worker; return the run summary.
+
+    Rerunning with the same `ray.name` and `ray.storage_path` resumes from the last
+    checkpoint (at optimizer-step granularity), with the same seed and row order.
+
+    Raises:
+        ConfigError: naming the key of an invalid config, before anything runs.
+        DataFileUnreadable: a data file could not be read (named, with how far it got).
+        TooManyRejectedRows: more than `max_rejected_fraction` of the rows were rejected.
+    """
+    settings = training.validate_config(cfg, max_workers=1)
+    start = time.perf_counter()
+    Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
+    ray_train.ensure_ray()
+
+    # The dataset streams (rows are read and tokenized as training consumes them) and fills
+    # a token store that later epochs read instead.
+    info, datasets = ray_train.chat_datasets(cfg, settings)
+    # An estimate unless the rows are already counted (a token store, a finished pass).
+    plan = training.initial_plan(info.stats(), settings, reads_store=info.reads_store)
+    # `seed: null` draws a seed here; the checkpoints keep it, so a resumed run (a new
+    # driver drawing another one) continues with the seed the run started with.
+    seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    training.print_start(info, plan, seed, settings)
+
+    trainer = TorchTrainer(
+        # The function object itself: Ray pickles it by value when this file was loaded
+        # from a path (a copied recipe), so the workers run the copy's loop.
+        train_loop_per_worker,
+        train_loop_config={
+            "cfg": cfg,
+            "plan": plan,
+            "seed": seed,
+            "data": info,
+            "datasets": sorted(datasets),
+        },
+        scaling_config=ray_train.scaling_config(settings),
+        run_config=ray_train.run_config(settings),
+        datasets=datasets,
+        dataset_config=ray_train.dataset_config(datasets),
+    )
+    result = ray_train.fit(trainer)
+    summary = training.write_summary(cfg, settings, info, result, time.perf_counter() - start)
+    training.print_summary(summary)
+    return summary
+
+
+# --- the worker: parts -> restore -> epochs -> outputs -----------------------------------
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Train LoRA adapters on this worker's data; write the adapter at the end.
+
+    Args:
+        config: ``{"cfg": <resolved config dict>, "plan": <StepPlan>, "seed": <int>,
+            "data": <ChatDatasetInfo>, "datasets": <names given to the trainer>}``.
+    """
+    cfg, data = config["cfg"], config["data"]
+    settings = training.parse_settings(cfg)
+    device = ray.train.torch.get_device()
+    model, checkpointer = training.build_model(
+        cfg, dataclasses.replace(settings, seed=config["seed"]), device
+    )
+    loss_fn = training.build_loss(cfg, model, settings)
+    optimizer = training.build_optimizer(cfg, model, device)
+    lr_scheduler = training.build_lr_scheduler(cfg, optimizer, config["plan"].total_steps)
+    loggers = training.build_metric_loggers(cfg, settings)
+    row_log = training.RowIdLog(settings.output_dir, rank=0) if settings.log_row_ids else None
+    collate = training.RowIdCollate(data.collate_fn()) if row_log else data.collate_fn()
+
+    fresh = training.follow_plan(
+        training.TrainPosition(seed=config["seed"]), config["plan"], lr_scheduler
+    )
+    # After a failure, or when the run is started again, Ray Train hands us its latest
+    # checkpoint: adapter, optimizer, schedule and where the run stood.
+    logs = [log for log in (loggers[0], row_log) if log is not None]
+    position = ray_train.restore(model, optimizer, lr_scheduler, fresh, logs)
+    parts = training.WorkerParts(
+        settings=settings,
+        model=model,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        lr_scheduler=lr_scheduler,
+        device=device,
+        collate=collate,
+        data=data,
+        datasets=config["datasets"],
+        loggers=loggers,
+        row_log=row_log,
+        resumed_from_step=position.global_step,
+    )
+    last_epoch = settings.epochs - 1
+    with training.build_profiler(cfg) as profiler:
+        for epoch in range(position.epoch, settings.epochs):
+            position = train_epoch(parts, position, profiler)
+            spent = training.budget_spent(position, settings)
+            if not spent:
+                position = _end_epoch(parts, position)
+            last_epoch = epoch
+            ray_train.report(
+                model,
+                optimizer,
+                lr_scheduler,
+                position,
+                {"epoch_done": epoch},
+                name=f"epoch_{epoch}",
+                adapter_of=cfg["model"] if spent or epoch == settings.epochs - 1 else None,
+            )
+            if spent:
+                break
+    training.save_final_outputs(model, checkpointer, cfg, settings, epoch=last_epoch)
+    for log in [*loggers, *([row_log] if row_log else [])]:
+        log.close()
+
+
+# --- one epoch: steps -> log -> report ----------------------------------------------------
+
+
+def train_epoch(
+    parts: training.WorkerParts, position: training.TrainPosition, profiler: Any
+) -> training.TrainPosition:
+    """Take the optimizer steps of one epoch (or what is left of it); return the position."""
+    settings = parts.settings
+    position = ray_train.epoch_dataset(position, parts.datasets, parts.data)
+    batches = iter_chat_batches(
+        ray.train.get_dataset_shard(position.dataset),
+        batch_size=settings.batch_size,
+        collate_fn=parts.collate,
+        drop_last=True,
+        shuffle=settings.shuffle,
+        seed=position.seed + position.epoch,  # the same order on every run: resume is exact
+    )
+    window = training.MetricWindow(parts.device, settings.log_peak_memory_stats)
+    # A resumed epoch draws and drops the steps it had already taken.
+    steps = training.optimizer_steps(
+        batches, settings.gradient_accumulation_steps, position.step_in_epoch
+    )
+    while not training.epoch_over(position, settings):
+        step = next(steps, None)
+        if step is None:
+            break  # the data has ended: so has the epoch
+        micro_batches, waited = step
+        # One optimizer step over `gradient_accumulation_steps` micro-batches; the loss is
+        # normalised by the step's trained tokens, not averaged per micro-batch.
+        stats = training.train_step(
+            parts.model,
+            parts.loss_fn,
+            parts.optimizer,
+            parts.lr_scheduler,
+            micro_batches,
+            device=parts.device,
+            clip_grad_norm=settings.clip_grad_norm,
+        )
+        window.add(stats, waited)
+        position = position.after_step(stats.num_tokens, stats.num_trained_tokens)
+        if parts.row_log is not None:
+            parts.row_log.log_step(position, micro_batches)
+        if position.global_step % settings.log_every_n_steps == 0:
+            position = _log(parts, window, stats, position)
+        every = settings.save_every_n_steps
+        if (
+            every
+            and position.global_step % every == 0
+            and not training.epoch_over(position, settings)
+        ):
+            ray_train.report(
+                parts.model, parts.optimizer, parts.lr_scheduler, position, {"loss": stats.loss}
+            )
+        profiler.step()
+    return position
+
+
+def _log(
+    parts: training.WorkerParts,
+    window: training.MetricWindow,
+    stats: training.StepStats,
+    position: training.TrainPosition,
+) -> training.TrainPosition:
+    """Log the step with the data counts so far; the plan follows what they now say."""
+    data = parts.data.stats()
+    parts.data.check_rejected(data)  # too many rejected rows stops the run here, named
+    plan = training.plan_while_training(position, parts.settings, data)
+    position = training.follow_plan(position, plan, parts.lr_scheduler)
+    lr = parts.optimizer.param_groups[0]["lr"]
+    record = training.step_record(
+        window, stats, lr, position, resumed_from_step=parts.resumed_from_step, data=data
+    )
+    for logger in parts.loggers:
+        logger.log_dict(record, step=position.global_step)
+    return position
+
+
+def _end_epoch(
+    parts: training.WorkerParts, position: training.TrainPosition
+) -> training.TrainPosition:
+    """The epoch's data has ended: its step count is exact, and so is the plan from now on."""
+    if position.dataset == "train":
+        data = parts.data.stats()
+        if data.complete:
+            parts.data.check_rejected(data)
+    plan = training.plan_after_epoch(position, parts.settings)
+    return training.follow_plan(position, plan, parts.lr_scheduler).next_epoch()

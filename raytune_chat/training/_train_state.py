@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class TrainPosition:
         planned_steps: the run's planned total of optimizer steps.
         steps_per_epoch: the planned steps of one epoch.
         plan_exact: the plan is counted, not estimated.
-        plan_basis: what the plan comes from (see `raytune_chat.recipes._plan`).
+        plan_basis: what the plan comes from (see `raytune_chat.training.step_plan`).
     """
 
     epoch: int = 0
@@ -49,6 +50,25 @@ class TrainPosition:
     steps_per_epoch: int = 0
     plan_exact: bool = False
     plan_basis: str = ""
+
+    def after_step(self, num_tokens: int, num_trained_tokens: int) -> TrainPosition:
+        """The position one optimizer step later, which saw these token counts (all ranks).
+
+        Example:
+            >>> TrainPosition().after_step(10, 4).global_step
+            1
+        """
+        return dataclasses.replace(
+            self,
+            step_in_epoch=self.step_in_epoch + 1,
+            global_step=self.global_step + 1,
+            num_tokens=self.num_tokens + num_tokens,
+            num_trained_tokens=self.num_trained_tokens + num_trained_tokens,
+        )
+
+    def next_epoch(self) -> TrainPosition:
+        """The position at the start of the next epoch."""
+        return dataclasses.replace(self, epoch=self.epoch + 1, step_in_epoch=0)
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

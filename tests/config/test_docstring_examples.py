@@ -18,18 +18,17 @@ MODULES = [
     "raytune_chat.config._registry",
     "raytune_chat.training._activations",
     "raytune_chat.training._distributed",
+    "raytune_chat.training._loop",
     "raytune_chat.training._precision",
+    "raytune_chat.training._train_state",
     "raytune_chat.training._train_step",
     "raytune_chat.training.lr_schedulers",
     "raytune_chat.training.metric_logging",
     "raytune_chat.training.profiler",
+    "raytune_chat.training.recipe_config",
+    "raytune_chat.training.step_plan",
     "raytune_chat.recipes",
-    "raytune_chat.recipes._driver",
-    "raytune_chat.recipes._loop",
-    "raytune_chat.recipes._plan",
     "raytune_chat.recipes._preview",
-    "raytune_chat.recipes._settings",
-    "raytune_chat.recipes._validate",
 ]
 
 

@@ -18,7 +18,7 @@ import torch
 from raytune_chat.config import instantiate, resolve_interpolations
 from raytune_chat.modules.peft import DoRALinear, LoRALinear
 from raytune_chat.recipes import validate_config
-from raytune_chat.recipes._settings import TORCHTUNE_KEYS_WITHOUT_EFFECT
+from raytune_chat.training.recipe_config import TORCHTUNE_KEYS_WITHOUT_EFFECT
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "torchtune_0_6_1_lora_configs.json").read_text()

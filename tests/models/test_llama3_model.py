@@ -12,6 +12,7 @@ from raytune_chat.models.llama3_2 import llama3_2_1b, lora_llama3_2_1b
 from raytune_chat.modules import Llama3ScaledRoPE
 from raytune_chat.modules.attention_utils import packed_block_causal_mask
 from raytune_chat.modules.peft import LoRALinear
+from raytune_chat.training import set_activation_checkpointing
 
 TINY = dict(vocab_size=97, num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=32, max_seq_len=64)
 
@@ -237,9 +238,16 @@ def test_activation_checkpointing_gives_identical_gradients():
     grads = []
     for enabled in (False, True):
         model = _tiny().train()
-        model.set_activation_checkpointing(enabled)
+        if enabled:
+            set_activation_checkpointing(model)
+            assert all(type(layer).__name__ == "CheckpointWrapper" for layer in model.layers)
         model(tokens).float().pow(2).mean().backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        grads.append(
+            {
+                n.replace("._checkpoint_wrapped_module", ""): p.grad.clone()
+                for n, p in model.named_parameters()
+            }
+        )
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=0, atol=0)

@@ -8,18 +8,20 @@ import pytest
 import torch
 
 from raytune_chat.config import ConfigError
-from raytune_chat.recipes._loop import optimizer_steps
-from raytune_chat.recipes._plan import StepPlan, plan_from_epoch, plan_from_rows, with_budgets
-from raytune_chat.recipes._settings import RaySettings, RecipeSettings, parse_settings
 from raytune_chat.training import (
     DiskLogger,
+    RaySettings,
+    RecipeSettings,
     TrainPosition,
     get_cosine_schedule_with_warmup,
     load_train_state,
+    optimizer_steps,
+    parse_settings,
     save_train_state,
 )
 from raytune_chat.training.lr_schedulers import set_num_training_steps
 from raytune_chat.training.metric_logging import read_metrics
+from raytune_chat.training.step_plan import StepPlan, plan_from_epoch, plan_from_rows, with_budgets
 
 SECTIONS = {k: {} for k in ("model", "tokenizer", "dataset", "optimizer", "loss")}
 
@@ -138,3 +140,26 @@ def test_metrics_log_drops_steps_a_resumed_run_repeats(tmp_path):
         (3, 3.0),
         (4, 4.5),
     ]
+
+
+def test_resume_from_checkpoint_warns_once_and_checkpointer_resume_keys_are_refused(capsys):
+    from raytune_chat.config import load_config
+    from raytune_chat.training import validate_config
+    from raytune_chat.training.recipe_config import RESUME_WARNING
+
+    validate_config(load_config("tiny/llama3_lora_cpu", ["resume_from_checkpoint=False"]))
+    assert "resume_from_checkpoint" not in capsys.readouterr().err
+    validate_config(load_config("tiny/llama3_lora_cpu", ["resume_from_checkpoint=True"]))
+    assert capsys.readouterr().err.splitlines() == [RESUME_WARNING]
+    cfg = load_config("tiny/llama3_lora_cpu")
+    cfg["checkpointer"] = {
+        "_component_": "raytune_chat.training.FullModelHFCheckpointer",
+        "checkpoint_dir": "/nowhere",
+        "checkpoint_files": ["model.safetensors"],
+        "model_type": "LLAMA3",
+        "output_dir": "/tmp/out",
+        "recipe_checkpoint": "recipe_state/recipe_state.pt",
+    }
+    with pytest.raises(ConfigError, match="ray.name and ray.storage_path") as err:
+        validate_config(cfg)
+    assert err.value.key == "checkpointer.recipe_checkpoint"

@@ -1,4 +1,4 @@
-"""Meta, HF and torchtune checkpointers: save -> load -> same logits, file layout, resume."""
+"""Meta, HF and torchtune checkpointers: save -> load -> same logits, file layout, adapter."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def _read(directory, names):
     return out
 
 
-def test_adapter_files_recipe_state_and_resume(tmp_path):
+def test_adapter_files_and_resume_left_to_ray_train(tmp_path):
     sd, _ = _reference()
     _write_hf(sd, tmp_path / "hf", ".safetensors")
     names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
@@ -189,10 +189,8 @@ def test_adapter_files_recipe_state_and_resume(tmp_path):
             "target_modules": ["q_proj", "k_proj", "v_proj", "output_proj", "w1", "w2", "w3"],
             "peft_type": "LORA",
         },
-        "epochs_run": 1,
-        "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
     }
-    ckpt.save_checkpoint(state, epoch=0, intermediate_checkpoint=True, adapter_only=True)
+    ckpt.save_checkpoint(state, epoch=0, adapter_only=True)
     epoch_dir = tmp_path / "out/epoch_0"
     assert not (epoch_dir / "model").exists()
     config = json.loads((epoch_dir / "adapter_config.json").read_text())
@@ -211,14 +209,20 @@ def test_adapter_files_recipe_state_and_resume(tmp_path):
     assert "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight" in peft_sd
     assert "adapter" in state and "model" not in state  # the caller's dict is untouched
 
-    resumed = FullModelHFCheckpointer(
-        tmp_path / "hf", names, "LLAMA3", tmp_path / "out", should_load_recipe_state=True
-    ).load_checkpoint()
-    assert resumed["epochs_run"] == 1
-    assert resumed["optimizer"]["param_groups"][0]["lr"] == 0.1
-    assert set(resumed["adapter"]) == set(get_adapter_params(lora))
+    saved = torch.load(epoch_dir / "adapter_model.pt", weights_only=True)
+    assert set(saved) == set(get_adapter_params(lora))
     for key, value in adapter.items():
-        assert torch.equal(resumed["adapter"][key], value)
+        assert torch.equal(saved[key], value)
+
+    # One resume system: Ray Train's. torchtune's checkpointer keys load as null, no more.
+    again = FullModelHFCheckpointer(
+        tmp_path / "hf", names, "LLAMA3", tmp_path / "out2", recipe_checkpoint=None
+    )
+    assert set(again.load_checkpoint()) == {"model"}
+    with pytest.raises(ValueError, match="ray.name and ray.storage_path"):
+        FullModelHFCheckpointer(
+            tmp_path / "hf", names, "LLAMA3", tmp_path / "out3", adapter_checkpoint="x.pt"
+        )
 
 
 def test_adapter_only_without_adapter_is_an_error(tmp_path):

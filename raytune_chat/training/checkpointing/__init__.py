@@ -12,7 +12,6 @@ from raytune_chat.training.checkpointing._constants import (
     ADAPTER_MODEL_FNAME,
     MODEL_DIRNAME,
     MODEL_KEY,
-    RECIPE_STATE_DIRNAME,
     ModelType,
 )
 
@@ -23,7 +22,6 @@ __all__ = [
     "ADAPTER_MODEL_FNAME",
     "MODEL_DIRNAME",
     "MODEL_KEY",
-    "RECIPE_STATE_DIRNAME",
     "FullModelHFCheckpointer",
     "FullModelMetaCheckpointer",
     "FullModelTorchTuneCheckpointer",

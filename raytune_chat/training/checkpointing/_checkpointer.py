@@ -13,15 +13,16 @@ model's size. ``save_checkpoint(state_dict, epoch)`` writes into ``output_dir/ep
   ``adapter_config.json`` it finds next to the weights, which would add the already merged
   adapter a second time (torchtune 0.6.1 writes both into one folder).
 
-``intermediate_checkpoint=True`` also writes the recipe state to
-``output_dir/recipe_state/recipe_state.pt``.
+Resuming is not the checkpointer's job here: a run resumes from its Ray Train checkpoint
+(adapter, optimizer, schedule, data position), see `raytune_chat.training.ray_train`. The
+torchtune arguments ``adapter_checkpoint`` and ``recipe_checkpoint`` are accepted as null so
+torchtune configs load, and refused otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,10 +38,9 @@ from raytune_chat.training.checkpointing._constants import (
     ADAPTER_MODEL_FNAME,
     MODEL_DIRNAME,
     MODEL_KEY,
-    RECIPE_STATE_DIRNAME,
     ModelType,
 )
-from raytune_chat.training.checkpointing._files import iter_weights, read_weights, write_weights
+from raytune_chat.training.checkpointing._files import iter_weights, write_weights
 
 __all__ = [
     "FullModelHFCheckpointer",
@@ -49,6 +49,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+RESUME_HINT = (
+    "the checkpointer does not resume runs; a run resumes from its latest Ray Train "
+    "checkpoint when rerun with the same ray.name and ray.storage_path: set it to null"
+)
 
 _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}
 _INDEX_FILES = {"model.safetensors.index.json", "pytorch_model.bin.index.json"}
@@ -63,15 +68,6 @@ def _expand_checkpoint_files(checkpoint_files: list[str] | Mapping[str, str]) ->
     return sorted(checkpoint_files)
 
 
-def _latest_epoch_file(output_dir: Path, name: str) -> Path | None:
-    epochs = [
-        (int(m.group(1)), p)
-        for p in output_dir.glob("epoch_*")
-        if (m := re.fullmatch(r"epoch_(\d+)", p.name)) and (p / name).exists()
-    ]
-    return max(epochs)[1] / name if epochs else None
-
-
 class _Checkpointer:
     """Shared load/save flow; subclasses read and write the model weights of one format."""
 
@@ -83,9 +79,9 @@ class _Checkpointer:
         output_dir: str | Path,
         adapter_checkpoint: str | None = None,
         recipe_checkpoint: str | None = None,
-        resume_from_checkpoint: bool = False,
-        should_load_recipe_state: bool = False,
     ) -> None:
+        if adapter_checkpoint is not None or recipe_checkpoint is not None:
+            raise ValueError(f"adapter_checkpoint, recipe_checkpoint: {RESUME_HINT}")
         self._checkpoint_dir = Path(checkpoint_dir)
         self._output_dir = Path(output_dir)
         if self._output_dir.resolve().is_relative_to(self._checkpoint_dir.resolve()):
@@ -94,26 +90,12 @@ class _Checkpointer:
             )
         self._output_dir.mkdir(parents=True, exist_ok=True)
         self._model_type = ModelType[model_type.upper()]
-        self._should_load_recipe_state = should_load_recipe_state or resume_from_checkpoint
         self._checkpoint_paths = [
             self._checkpoint_dir / name for name in _expand_checkpoint_files(checkpoint_files)
         ]
         missing = [str(p) for p in self._checkpoint_paths if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"checkpoint files not found: {missing}")
-        self._adapter_checkpoint = self._resolve_adapter(adapter_checkpoint)
-        self._recipe_checkpoint = (
-            self._output_dir / (recipe_checkpoint or f"{RECIPE_STATE_DIRNAME}/recipe_state.pt")
-            if self._should_load_recipe_state
-            else None
-        )
-
-    def _resolve_adapter(self, adapter_checkpoint: str | None) -> Path | None:
-        if adapter_checkpoint:
-            return self._output_dir / adapter_checkpoint
-        if self._should_load_recipe_state:
-            return _latest_epoch_file(self._output_dir, f"{ADAPTER_MODEL_FNAME}.pt")
-        return None
 
     # -- format-specific hooks -------------------------------------------------------------
 
@@ -156,34 +138,26 @@ class _Checkpointer:
             yield key, value
 
     def load_checkpoint(self) -> dict[str, Any]:
-        """Load the model weights (torchtune names), and adapter/recipe state when resuming.
+        """Load the model weights (torchtune names) as one state dict.
 
         Returns:
-            ``{"model": state_dict}``, plus ``"adapter"`` when an adapter checkpoint is set
-            or found, plus the recipe state's keys when ``should_load_recipe_state``.
+            ``{"model": state_dict}``.
         """
-        state: dict[str, Any] = {MODEL_KEY: dict(self.iter_model_weights())}
-        if self._adapter_checkpoint is not None:
-            state[ADAPTER_KEY] = read_weights(self._adapter_checkpoint)
-        if self._recipe_checkpoint is not None:
-            state.update(torch.load(self._recipe_checkpoint, map_location="cpu", weights_only=True))
-        return state
+        return {MODEL_KEY: dict(self.iter_model_weights())}
 
     def save_checkpoint(
         self,
         state_dict: Mapping[str, Any],
         epoch: int,
-        intermediate_checkpoint: bool = False,
         adapter_only: bool = False,
     ) -> None:
-        """Write weights, adapter and (for intermediate checkpoints) the recipe state.
+        """Write the merged weights and the adapter of `epoch`.
 
         Args:
             state_dict: ``{"model": merged torchtune state dict (omit if adapter_only),
                 "adapter": adapter state dict, "adapter_config": {"r", "lora_alpha",
-                "target_modules", "peft_type"}, **recipe_state}``. Not modified.
+                "target_modules", "peft_type"}}``; other keys are ignored. Not modified.
             epoch: Names the output folder ``epoch_{epoch}``.
-            intermediate_checkpoint: Also write the remaining keys as the recipe state.
             adapter_only: Skip the full weights.
 
         Raises:
@@ -200,15 +174,6 @@ class _Checkpointer:
             self._save_adapter(state_dict[ADAPTER_KEY], state_dict.get(ADAPTER_CONFIG), epoch_dir)
         elif adapter_only:
             raise ValueError("adapter_only=True but the state dict has no 'adapter' entry")
-        if intermediate_checkpoint:
-            recipe_state = {
-                k: v
-                for k, v in state_dict.items()
-                if k not in (MODEL_KEY, ADAPTER_KEY, ADAPTER_CONFIG)
-            }
-            path = self._output_dir / RECIPE_STATE_DIRNAME / "recipe_state.pt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(recipe_state, path)
 
     def _save_adapter(
         self,
@@ -276,12 +241,10 @@ class FullModelHFCheckpointer(_Checkpointer):
         checkpoint_dir: Folder with the weights and ``config.json``.
         checkpoint_files: Shard file names, or ``{"filename_format", "max_filename"}``.
         model_type: ``"LLAMA3"``, ``"LLAMA3_2"`` (tied embeddings), ``"LLAMA2"``, ``"MISTRAL"``.
-        output_dir: Where ``epoch_{n}`` folders and ``recipe_state`` go (not inside
-            ``checkpoint_dir``).
-        adapter_checkpoint: Adapter file to resume from, relative to ``output_dir``.
-        recipe_checkpoint: Recipe state to resume from, relative to ``output_dir``.
-        resume_from_checkpoint: Deprecated alias of ``should_load_recipe_state``.
-        should_load_recipe_state: Load the recipe state (and latest adapter) to resume.
+        output_dir: Where ``epoch_{n}`` folders go (not inside ``checkpoint_dir``).
+        adapter_checkpoint: Accepted as null only (torchtune's key); runs resume from their
+            Ray Train checkpoint.
+        recipe_checkpoint: Accepted as null only (torchtune's key), likewise.
         safe_serialization: Save merged weights as safetensors; None = as the input.
 
     Example:
@@ -310,8 +273,6 @@ class FullModelHFCheckpointer(_Checkpointer):
         output_dir: str | Path,
         adapter_checkpoint: str | None = None,
         recipe_checkpoint: str | None = None,
-        resume_from_checkpoint: bool = False,
-        should_load_recipe_state: bool = False,
         safe_serialization: bool | None = None,
     ) -> None:
         super().__init__(
@@ -321,8 +282,6 @@ class FullModelHFCheckpointer(_Checkpointer):
             output_dir,
             adapter_checkpoint,
             recipe_checkpoint,
-            resume_from_checkpoint,
-            should_load_recipe_state,
         )
         self._config = json.loads((self._checkpoint_dir / "config.json").read_text())
         if safe_serialization is None:
@@ -372,10 +331,9 @@ class FullModelMetaCheckpointer(_Checkpointer):
         checkpoint_files: Exactly one file name.
         model_type: ``"LLAMA3"``, ``"LLAMA3_2"`` (tied embeddings), ...
         output_dir: Where ``epoch_{n}`` folders go (not inside ``checkpoint_dir``).
-        adapter_checkpoint: Adapter file to resume from, relative to ``output_dir``.
-        recipe_checkpoint: Recipe state to resume from, relative to ``output_dir``.
-        resume_from_checkpoint: Deprecated alias of ``should_load_recipe_state``.
-        should_load_recipe_state: Load the recipe state (and latest adapter) to resume.
+        adapter_checkpoint: Accepted as null only (torchtune's key); runs resume from their
+            Ray Train checkpoint.
+        recipe_checkpoint: Accepted as null only (torchtune's key), likewise.
 
     Raises:
         ValueError: If more than one checkpoint file is given.
@@ -424,10 +382,9 @@ class FullModelTorchTuneCheckpointer(_Checkpointer):
         checkpoint_files: File names (merged in order).
         model_type: ``"LLAMA3"``, ``"LLAMA3_2"`` (tied embeddings), ...
         output_dir: Where ``epoch_{n}`` folders go (not inside ``checkpoint_dir``).
-        adapter_checkpoint: Adapter file to resume from, relative to ``output_dir``.
-        recipe_checkpoint: Recipe state to resume from, relative to ``output_dir``.
-        resume_from_checkpoint: Deprecated alias of ``should_load_recipe_state``.
-        should_load_recipe_state: Load the recipe state (and latest adapter) to resume.
+        adapter_checkpoint: Accepted as null only (torchtune's key); runs resume from their
+            Ray Train checkpoint.
+        recipe_checkpoint: Accepted as null only (torchtune's key), likewise.
 
     Example:
         >>> ckpt = FullModelTorchTuneCheckpointer(  # doctest: +SKIP

@@ -8,7 +8,6 @@ __all__ = [
     "MODEL_KEY",
     "ADAPTER_KEY",
     "ADAPTER_CONFIG",
-    "RECIPE_STATE_DIRNAME",
     "MODEL_DIRNAME",
     "ADAPTER_MODEL_FNAME",
     "ADAPTER_CONFIG_FNAME",
@@ -19,7 +18,6 @@ MODEL_KEY = "model"
 ADAPTER_KEY = "adapter"
 ADAPTER_CONFIG = "adapter_config"
 
-RECIPE_STATE_DIRNAME = "recipe_state"
 MODEL_DIRNAME = "model"  # epoch_{n}/model/: full weights, apart from the PEFT adapter
 ADAPTER_MODEL_FNAME = "adapter_model"
 ADAPTER_CONFIG_FNAME = "adapter_config.json"

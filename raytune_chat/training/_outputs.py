@@ -19,9 +19,9 @@ from raytune_chat.modules.peft import (
     get_lora_module_names,
     get_merged_lora_ckpt,
 )
-from raytune_chat.recipes._settings import RecipeSettings
 from raytune_chat.training.checkpointing import ADAPTER_CONFIG_FNAME, ADAPTER_MODEL_FNAME
 from raytune_chat.training.checkpointing._files import write_weights
+from raytune_chat.training.recipe_config import RecipeSettings
 
 __all__ = ["adapter_config", "save_final_outputs", "write_peft_adapter"]
 

@@ -1,18 +1,33 @@
-"""Helpers of the training loop that need no Ray: step grouping, timing, log records."""
+"""Helpers of the training loop that need no Ray: step grouping, timing, log records, row ids."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
-from raytune_chat.training import StepStats, peak_memory_gib
+from raytune_chat.training._activations import peak_memory_gib
+from raytune_chat.training._train_state import TrainPosition
+from raytune_chat.training._train_step import StepStats
+from raytune_chat.training.metric_logging import DiskLogger
+from raytune_chat.training.recipe_config import RecipeSettings
 
-__all__ = ["MetricWindow", "data_fields", "optimizer_steps"]
+__all__ = [
+    "MetricWindow",
+    "RowIdCollate",
+    "RowIdLog",
+    "WorkerParts",
+    "data_fields",
+    "optimizer_steps",
+    "step_record",
+]
 
 
 def optimizer_steps(
@@ -105,3 +120,74 @@ def data_fields(stats: Any) -> dict[str, Any]:
     if stats.packing_fill_ratio is not None:
         fields["packing_fill_ratio"] = stats.packing_fill_ratio
     return fields
+
+
+def step_record(
+    window: MetricWindow,
+    stats: StepStats,
+    lr: float,
+    position: TrainPosition,
+    *,
+    resumed_from_step: int,
+    data: Any,
+) -> dict[str, Any]:
+    """The metrics-log record of the step at `position`: the window's rates, the run's
+    totals and plan, and the pass ledger's counts (`data`, a `ChatDatasetStats`)."""
+    record = window.record(stats, lr, position.epoch)
+    record["tokens_seen"] = position.num_tokens
+    record["trained_tokens_seen"] = position.num_trained_tokens
+    record["resumed_from_step"] = resumed_from_step
+    record["planned_steps"] = position.planned_steps
+    record["plan"] = f"{'exact' if position.plan_exact else 'estimate'} ({position.plan_basis})"
+    record.update(data_fields(data))
+    return record
+
+
+class RowIdCollate:
+    """A collate that also passes on the rows' ids (for `RowIdLog`)."""
+
+    def __init__(self, collate: Callable[[Mapping[str, Any]], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, batch: Mapping[str, Any]) -> Any:
+        out = self.collate(batch)
+        if "row_id" in batch:
+            out["row_id"] = torch.from_numpy(np.asarray(batch["row_id"], dtype=np.int64))
+        return out
+
+
+class RowIdLog:
+    """`<output_dir>/row_ids/rank_<r>.jsonl`: the row ids each step of this rank trained on."""
+
+    def __init__(self, output_dir: str, rank: int) -> None:
+        folder = str(Path(output_dir) / "row_ids")
+        self.log = DiskLogger(log_dir=folder, filename=f"rank_{rank}.jsonl")
+
+    def log_step(self, position: TrainPosition, micro_batches: list[dict[str, Any]]) -> None:
+        ids = [int(i) for b in micro_batches if "row_id" in b for i in b["row_id"].tolist()]
+        self.log.log_dict({"epoch": position.epoch, "row_ids": ids}, step=position.global_step)
+
+    def truncate_after(self, step: int) -> None:
+        self.log.truncate_after(step)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+@dataclass
+class WorkerParts:
+    """What a recipe's epoch loop works with, built once per worker by its train loop."""
+
+    settings: RecipeSettings
+    model: nn.Module  # DDP/FSDP-wrapped on several ranks
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    collate: Callable[[Mapping[str, Any]], dict[str, torch.Tensor]]
+    data: Any  # the dataset's ChatDatasetInfo: pass ledger, token store, collate
+    datasets: list[str]  # the names the trainer was given: "train", maybe "cached"
+    loggers: list[Any]  # rank 0's metric loggers (none on other ranks)
+    row_log: RowIdLog | None
+    rank: int = 0
+    resumed_from_step: int = 0

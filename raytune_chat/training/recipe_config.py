@@ -1,23 +1,32 @@
-"""The top-level keys of a LoRA recipe config, with their defaults, and the `ray:` section.
+"""How a LoRA recipe reads its config: the sections, the top-level keys and the `ray:` section.
 
-Every key a config may hold is a field here or a `_component_` section checked against its
-builder; anything else is an error naming the key. torchtune's keys keep their names.
+`raytune_chat.config` checks each `_component_` section against its builder's signature; what
+it cannot know is which sections a recipe needs, which arguments the recipe passes itself, and
+the top-level scalars (`epochs`, `batch_size`, ...), which belong to no builder. Those live
+here, once for every recipe. Every key a config may hold is a field here or a section; anything
+else is an error naming the key. torchtune's keys keep their names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from raytune_chat.config import ConfigError
+from raytune_chat.config import ConfigError, check_section
+from raytune_chat.training.checkpointing._checkpointer import RESUME_HINT
 
 __all__ = [
     "SECTIONS",
     "TORCHTUNE_KEYS_WITHOUT_EFFECT",
     "RaySettings",
     "RecipeSettings",
+    "RESUME_WARNING",
     "parse_settings",
+    "validate_config",
 ]
 
 # section -> (required, arguments the recipe passes itself)
@@ -66,9 +75,9 @@ class RaySettings:
     """
 
     num_workers: int = 1
-    use_gpu: bool | str = "auto"
+    use_gpu: bool | Literal["auto"] = "auto"
     resources_per_worker: dict[str, float] | None = None
-    strategy: str = "ddp"
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     storage_path: str | None = None
     name: str = "lora_finetune"
     max_failures: int = 0
@@ -84,6 +93,10 @@ class RecipeSettings:
     comes first, `epochs` still being an upper bound (torchtitan-style budgets);
     `log_row_ids` makes every rank write the row ids of each step to
     `<output_dir>/row_ids/rank_<r>.jsonl`.
+
+    `resume_from_checkpoint` is accepted but does nothing: Ray Train resumes a run from its
+    latest checkpoint whenever it is started again with the same `ray.name` and
+    `ray.storage_path` (True prints a warning saying so).
     """
 
     output_dir: str
@@ -98,51 +111,63 @@ class RecipeSettings:
     gradient_accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     compile: bool = False
-    dtype: str = "bf16"
-    device: str = "cuda"
+    dtype: Literal["bf16", "fp32", "fp16"] = "bf16"
+    device: Literal["cuda", "cpu"] = "cuda"
     enable_activation_checkpointing: bool = False
     enable_activation_offloading: bool = False
     log_every_n_steps: int = 1
     log_peak_memory_stats: bool = True
     save_every_n_steps: int | None = None
     save_adapter_weights_only: bool = False
-    resume_from_checkpoint: bool = False
+    resume_from_checkpoint: bool = False  # accepted for torchtune; resuming is automatic
     ray: RaySettings = field(default_factory=RaySettings)
 
 
-_CHOICES = {"dtype": ("bf16", "fp32", "fp16"), "device": ("cuda", "cpu")}
-_RAY_CHOICES = {"strategy": ("ddp", "fsdp")}
+def _allowed(hint: Any) -> tuple[tuple[type, ...], tuple[Any, ...]]:
+    """The types and the literal values a field's type hint allows."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    kinds: list[type] = []
+    values: list[Any] = []
+    for arg in args:
+        if typing.get_origin(arg) is Literal:
+            values += typing.get_args(arg)
+        else:
+            kinds.append(typing.get_origin(arg) or arg)
+    if float in kinds:
+        kinds.append(int)
+    return tuple(kinds), tuple(values)
 
 
-def _check_type(key: str, value: Any, annotation: str) -> None:
-    if value is None:
-        if "None" not in annotation:
-            raise ConfigError(key, "may not be null")
+def _check(key: str, value: Any, hint: Any) -> None:
+    kinds, values = _allowed(hint)
+    if value in values and not isinstance(value, bool):
         return
-    wants = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict}
-    ok = [t for name, t in wants.items() if name in annotation.replace("None", "")]
-    if isinstance(value, bool) and "bool" not in annotation:
-        ok = []
-    if ok and not isinstance(
-        value, tuple(x for t in ok for x in (t if isinstance(t, tuple) else (t,)))
-    ):
-        raise ConfigError(key, f"expects {annotation}, got {type(value).__name__} {value!r}")
+    if value is None and type(None) not in kinds:
+        raise ConfigError(key, "may not be null")
+    # bool is an int to Python, never to a config: `epochs: True` is a mistake
+    if isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds):
+        return
+    if values and not kinds:
+        raise ConfigError(key, f"must be one of {values}, got {value!r}")
+    names = [k.__name__ for k in kinds if k is not type(None) and not (k is int and float in kinds)]
+    wanted = " or ".join([*names, *map(repr, values)])
+    raise ConfigError(key, f"expects {wanted}, got {type(value).__name__} {value!r}")
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str, choices: dict[str, tuple]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    """`cls(**values)` after checking each key against the dataclass's fields and hints."""
+    hints = typing.get_type_hints(cls)
     for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}", f"unknown key; known keys: {', '.join(fields)}")
+        if key not in hints:
+            raise ConfigError(f"{prefix}{key}", f"unknown key; known keys: {', '.join(hints)}")
         if key != "ray":
-            _check_type(f"{prefix}{key}", value, str(fields[key].type))
-        if key in choices and value not in choices[key]:
-            raise ConfigError(f"{prefix}{key}", f"must be one of {choices[key]}, got {value!r}")
+            _check(f"{prefix}{key}", value, hints[key])
     return cls(**values)
 
 
 def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
-    """Split a config into `RecipeSettings`; sections are left to `check_section`.
+    """Split a config into `RecipeSettings`; sections are left to `validate_config`.
 
     Raises:
         ConfigError: naming an unknown top-level key, a bad value, or a missing section.
@@ -165,8 +190,8 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     ray_values = scalars.pop("ray", None) or {}
     if not isinstance(ray_values, dict):
         raise ConfigError("ray", "must be a section")
-    ray = _build(RaySettings, ray_values, "ray.", _RAY_CHOICES)
-    settings = _build(RecipeSettings, scalars, "", _CHOICES)
+    ray = _build(RaySettings, ray_values, "ray.")
+    settings = _build(RecipeSettings, scalars, "")
     for key in ("batch_size", "epochs", "gradient_accumulation_steps", "log_every_n_steps"):
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1")
@@ -176,3 +201,57 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     if ray.num_workers < 1:
         raise ConfigError("ray.num_workers", "must be at least 1")
     return dataclasses.replace(settings, ray=ray)
+
+
+RESUME_WARNING = (
+    "raytune-chat: warning: `resume_from_checkpoint` has no effect: a run resumes from its "
+    "latest checkpoint by itself when rerun with the same ray.name and ray.storage_path; "
+    "to start afresh, use a new ray.name"
+)
+
+
+def validate_config(cfg: dict[str, Any], *, max_workers: int | None = None) -> RecipeSettings:
+    """Bind every `_component_` section to its callable's signature and check the top-level keys.
+
+    Nothing is built or called. Errors name the offending key. Each torchtune key that has
+    no effect here (`TORCHTUNE_KEYS_WITHOUT_EFFECT`, and `resume_from_checkpoint: True`) gets
+    one warning line on stderr.
+
+    Args:
+        cfg: a loaded config (overrides applied, `${...}` resolved).
+        max_workers: the most `ray.num_workers` the recipe allows (1 for single device).
+
+    Returns:
+        The parsed top-level settings.
+
+    Raises:
+        ConfigError: naming the first offending key.
+
+    Example:
+        >>> from raytune_chat.config import load_config
+        >>> validate_config(load_config("tiny/llama3_lora_cpu")).device
+        'cpu'
+    """
+    settings = parse_settings(cfg)
+    for key in cfg:
+        if key in TORCHTUNE_KEYS_WITHOUT_EFFECT:
+            reason = TORCHTUNE_KEYS_WITHOUT_EFFECT[key]
+            print(f"raytune-chat: warning: `{key}` has no effect: {reason}", file=sys.stderr)
+    if settings.resume_from_checkpoint:
+        print(RESUME_WARNING, file=sys.stderr)
+    for name, (required, provided) in SECTIONS.items():
+        section = cfg.get(name)
+        if section is None and not required:
+            continue
+        check_section(section, key=name, provided=provided)
+    for key in ("adapter_checkpoint", "recipe_checkpoint"):  # torchtune's, accepted as null
+        if (cfg.get("checkpointer") or {}).get(key) is not None:
+            raise ConfigError(f"checkpointer.{key}", RESUME_HINT)
+    if settings.enable_activation_offloading:
+        raise ConfigError("enable_activation_offloading", "is not supported yet; set it to False")
+    if max_workers is not None and settings.ray.num_workers > max_workers:
+        raise ConfigError(
+            "ray.num_workers",
+            f"this recipe runs at most {max_workers} worker(s); use lora_finetune_distributed",
+        )
+    return settings

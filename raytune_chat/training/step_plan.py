@@ -19,12 +19,28 @@ in the loss (a budget the plan can only estimate, from the tokens per step so fa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from raytune_chat.recipes._settings import RecipeSettings
+from raytune_chat.config import ConfigError
+from raytune_chat.training._train_state import TrainPosition
+from raytune_chat.training.lr_schedulers import set_num_training_steps
+from raytune_chat.training.recipe_config import RecipeSettings
 
-__all__ = ["StepPlan", "plan_from_epoch", "plan_from_rows", "with_budgets"]
+__all__ = [
+    "StepPlan",
+    "budget_spent",
+    "epoch_over",
+    "follow_plan",
+    "initial_plan",
+    "plan_after_epoch",
+    "plan_from_epoch",
+    "plan_from_rows",
+    "plan_while_training",
+    "with_budgets",
+]
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,7 @@ def plan_from_rows(rows: int, settings: RecipeSettings, *, exact: bool, basis: s
         ValueError: when an exact row count gives not even one step.
 
     Example:
-        >>> from raytune_chat.recipes._settings import RecipeSettings
+        >>> from raytune_chat.training.recipe_config import RecipeSettings
         >>> s = RecipeSettings(output_dir="o", batch_size=4, gradient_accumulation_steps=2,
         ...                    epochs=3)
         >>> plan_from_rows(100, s, exact=True, basis="store")
@@ -84,7 +100,7 @@ def with_budgets(
     """``plan`` shortened by the token budget, estimated from the tokens per step so far.
 
     Example:
-        >>> from raytune_chat.recipes._settings import RecipeSettings
+        >>> from raytune_chat.training.recipe_config import RecipeSettings
         >>> s = RecipeSettings(output_dir="o", max_trained_tokens=1000)
         >>> with_budgets(StepPlan(50, 100, True, "epoch"), s, steps_done=10,
         ...              trained_tokens_done=200)
@@ -98,3 +114,85 @@ def with_budgets(
     if steps >= plan.total_steps:
         return plan
     return StepPlan(plan.steps_per_epoch, steps, False, "token budget")
+
+
+def initial_plan(stats: Any, settings: RecipeSettings, *, reads_store: bool) -> StepPlan:
+    """The plan the driver starts with, from the pass ledger's `stats` (nothing is counted).
+
+    Raises:
+        ConfigError: on `batch_size` when an exact row count gives not even one step.
+    """
+    basis = "counted" if stats.output_rows_exact else "store" if reads_store else "sample"
+    try:
+        return plan_from_rows(
+            stats.output_rows, settings, exact=stats.output_rows_exact, basis=basis
+        )
+    except ValueError as exc:
+        raise ConfigError("batch_size", str(exc)) from exc
+
+
+def plan_while_training(position: TrainPosition, settings: RecipeSettings, stats: Any) -> StepPlan:
+    """The plan as a step is logged: from the rows the pass ledger (`stats`) counts or still
+    estimates in the first epoch; from the first epoch's steps after it; budgets applied."""
+    if position.epoch == 0:
+        exact = stats.output_rows_exact
+        basis = "counted" if exact else "streaming"
+        base = plan_from_rows(stats.output_rows, settings, exact=exact, basis=basis)
+    else:
+        base = plan_from_epoch(position.steps_per_epoch, settings)
+    return with_budgets(
+        base,
+        settings,
+        steps_done=position.global_step,
+        trained_tokens_done=position.num_trained_tokens,
+    )
+
+
+def plan_after_epoch(position: TrainPosition, settings: RecipeSettings) -> StepPlan:
+    """The exact plan once an epoch's data has ended after `position.step_in_epoch` steps.
+
+    Raises:
+        ValueError: when the epoch gave not even one full optimizer step.
+    """
+    if position.step_in_epoch == 0:
+        raise ValueError(
+            f"epoch {position.epoch} gave no full optimizer step: fewer rows than "
+            f"batch_size * gradient_accumulation_steps * num_workers"
+        )
+    return with_budgets(
+        plan_from_epoch(position.step_in_epoch, settings),
+        settings,
+        steps_done=position.global_step,
+        trained_tokens_done=position.num_trained_tokens,
+    )
+
+
+def follow_plan(position: TrainPosition, plan: StepPlan, lr_scheduler: Any) -> TrainPosition:
+    """`position` following `plan`; the learning-rate schedule's length follows too."""
+    set_num_training_steps(lr_scheduler, plan.total_steps)
+    return dataclasses.replace(
+        position,
+        planned_steps=plan.total_steps,
+        steps_per_epoch=plan.steps_per_epoch,
+        plan_exact=plan.exact,
+        plan_basis=plan.basis,
+    )
+
+
+def budget_spent(position: TrainPosition, settings: RecipeSettings) -> bool:
+    """`max_steps` or `max_trained_tokens` reached: the run ends.
+
+    Example:
+        >>> budget_spent(TrainPosition(global_step=5), RecipeSettings(output_dir="o", max_steps=5))
+        True
+    """
+    steps, tokens = settings.max_steps, settings.max_trained_tokens
+    return (steps is not None and position.global_step >= steps) or (
+        tokens is not None and position.num_trained_tokens >= tokens
+    )
+
+
+def epoch_over(position: TrainPosition, settings: RecipeSettings) -> bool:
+    """`max_steps_per_epoch` reached in this epoch, or the run's budget spent."""
+    cap = settings.max_steps_per_epoch
+    return (cap is not None and position.step_in_epoch >= cap) or budget_spent(position, settings)

@@ -2,7 +2,7 @@
 
 Each helper does one thing: the model with its base weights loaded (streamed into a
 meta-device model, NF4 for QLoRA) and only adapters trainable, the optimizer over the
-adapters, the schedule, the loss.
+adapters, the schedule, the loss, the metric loggers, the profiler.
 """
 
 from __future__ import annotations
@@ -21,16 +21,26 @@ from raytune_chat.modules.peft import (
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from raytune_chat.recipes._settings import RecipeSettings
-from raytune_chat.training import (
-    get_dtype,
+from raytune_chat.training._activations import set_activation_checkpointing
+from raytune_chat.training._base_weights import (
     initialize_adapters,
     initialize_dora_magnitudes,
     load_base_weights,
-    set_activation_checkpointing,
 )
+from raytune_chat.training._precision import get_dtype
+from raytune_chat.training.metric_logging import DiskLogger, StdoutLogger
+from raytune_chat.training.profiler import setup_torch_profiler
+from raytune_chat.training.recipe_config import RecipeSettings
 
-__all__ = ["build_loss", "build_lr_scheduler", "build_model", "build_optimizer", "load_base"]
+__all__ = [
+    "build_loss",
+    "build_lr_scheduler",
+    "build_metric_loggers",
+    "build_model",
+    "build_optimizer",
+    "build_profiler",
+    "load_base",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +148,21 @@ def build_loss(cfg: dict[str, Any], model: nn.Module, settings: RecipeSettings) 
     if settings.compile:
         loss_fn = torch.compile(loss_fn)
     return loss_fn
+
+
+def build_metric_loggers(cfg: dict[str, Any], settings: RecipeSettings) -> list[Any]:
+    """`<output_dir>/metrics.jsonl`, stdout, and the configured `metric_logger` if any."""
+    loggers: list[Any] = [
+        DiskLogger(log_dir=settings.output_dir, filename="metrics.jsonl"),
+        StdoutLogger(),
+    ]
+    if cfg.get("metric_logger") is not None:
+        loggers.append(instantiate(cfg["metric_logger"], key="metric_logger"))
+    return loggers
+
+
+def build_profiler(cfg: dict[str, Any]) -> Any:
+    """The configured `profiler`, or one that does nothing."""
+    if cfg.get("profiler") is None:
+        return setup_torch_profiler(enabled=False)
+    return instantiate(cfg["profiler"], key="profiler")
