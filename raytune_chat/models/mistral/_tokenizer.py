@@ -50,10 +50,15 @@ def mistral_tokenizer(
         `MistralTokenizer`.
 
     Example:
-        >>> import tempfile
+        >>> import io, pathlib, tempfile, sentencepiece as spm
+        >>> model = io.BytesIO()  # a tiny SentencePiece model, trained from one line of text
+        >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
+        ...     model_writer=model, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     minloglevel=2)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokenizer.model"
+        >>> _ = path.write_bytes(model.getvalue())
         >>> from raytune_chat.data import Message
-        >>> from tests.assets.build_assets import train_sentencepiece
-        >>> tok = mistral_tokenizer(str(train_sentencepiece(tempfile.mkdtemp())))
+        >>> tok = mistral_tokenizer(str(path))
         >>> tokens, _ = tok.tokenize_messages([Message("user", "Hi"), Message("assistant", "Yo")])
         >>> tok.decode(tokens)
         '[INST] Hi [/INST] Yo'

@@ -32,9 +32,14 @@ class SentencePieceBaseTokenizer:
         path: ``tokenizer.model`` path (local or fsspec URL).
 
     Example:
-        >>> import tempfile
-        >>> from tests.assets.build_assets import train_sentencepiece
-        >>> sp = SentencePieceBaseTokenizer(str(train_sentencepiece(tempfile.mkdtemp())))
+        >>> import io, pathlib, tempfile, sentencepiece as spm
+        >>> model = io.BytesIO()  # a tiny SentencePiece model, trained from one line of text
+        >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
+        ...     model_writer=model, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     minloglevel=2)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokenizer.model"
+        >>> _ = path.write_bytes(model.getvalue())
+        >>> sp = SentencePieceBaseTokenizer(str(path))
         >>> ids = sp.encode("hello world")
         >>> ids[0], ids[-1], sp.decode(ids)
         (1, 2, 'hello world')
