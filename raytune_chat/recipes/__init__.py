@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from raytune_chat.config import ConfigError
 from raytune_chat.recipes._validate import validate_config
 
 __all__ = ["RECIPES", "get_recipe", "validate_config"]
@@ -23,12 +24,12 @@ def get_recipe(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The `recipe_main(cfg)` of a recipe by name.
 
     Raises:
-        KeyError: for an unknown recipe, listing the known ones.
+        ConfigError: for an unknown recipe, listing the known ones.
 
     Example:
         >>> get_recipe("lora_finetune_single_device").__name__
         'recipe_main'
     """
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        raise ConfigError("recipe", f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     return importlib.import_module(RECIPES[name]).recipe_main
