@@ -50,15 +50,13 @@ def llama2_tokenizer(
         `Llama2Tokenizer`.
 
     Example:
-        >>> import io, pathlib, tempfile, sentencepiece as spm
-        >>> model = io.BytesIO()  # a tiny SentencePiece model, trained from one line of text
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
         >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
-        ...     model_writer=model, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
         ...     minloglevel=2)
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokenizer.model"
-        >>> _ = path.write_bytes(model.getvalue())
         >>> from raytune_chat.data import Message
-        >>> tok = llama2_tokenizer(str(path))
+        >>> tok = llama2_tokenizer(prefix + ".model")
         >>> tokens, mask = tok.tokenize_messages(
         ...     [Message("user", "Hi", masked=True), Message("assistant", "Hello")])
         >>> tokens[0], tokens[-1], mask[0], mask[-1], tok.pad_id

@@ -50,15 +50,13 @@ def mistral_tokenizer(
         `MistralTokenizer`.
 
     Example:
-        >>> import io, pathlib, tempfile, sentencepiece as spm
-        >>> model = io.BytesIO()  # a tiny SentencePiece model, trained from one line of text
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
         >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
-        ...     model_writer=model, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
         ...     minloglevel=2)
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokenizer.model"
-        >>> _ = path.write_bytes(model.getvalue())
         >>> from raytune_chat.data import Message
-        >>> tok = mistral_tokenizer(str(path))
+        >>> tok = mistral_tokenizer(prefix + ".model")
         >>> tokens, _ = tok.tokenize_messages([Message("user", "Hi"), Message("assistant", "Yo")])
         >>> tok.decode(tokens)
         '[INST] Hi [/INST] Yo'

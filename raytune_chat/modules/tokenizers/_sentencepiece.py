@@ -32,14 +32,12 @@ class SentencePieceBaseTokenizer:
         path: ``tokenizer.model`` path (local or fsspec URL).
 
     Example:
-        >>> import io, pathlib, tempfile, sentencepiece as spm
-        >>> model = io.BytesIO()  # a tiny SentencePiece model, trained from one line of text
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
         >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
-        ...     model_writer=model, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
         ...     minloglevel=2)
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokenizer.model"
-        >>> _ = path.write_bytes(model.getvalue())
-        >>> sp = SentencePieceBaseTokenizer(str(path))
+        >>> sp = SentencePieceBaseTokenizer(prefix + ".model")
         >>> ids = sp.encode("hello world")
         >>> ids[0], ids[-1], sp.decode(ids)
         (1, 2, 'hello world')
