@@ -105,19 +105,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = _parser().parse_known_args(argv)
     bad = [o for o in overrides if "=" not in o and not o.startswith("~")]
     if bad:
-        print(f"raytune-chat: unrecognized arguments: {' '.join(bad)}", file=sys.stderr)
+        _say(f"override {bad[0]!r} has no '=': write key=value, or ~key to drop a key")
         return 2
     args.overrides = overrides
     try:
         args.fn(args)
-    except ConfigError as exc:
-        print(f"raytune-chat: config error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        from raytune_chat.datasets import DataFileUnreadable, TooManyRejectedRows
-
-        if not isinstance(exc, DataFileUnreadable | TooManyRejectedRows):
-            raise
-        print(f"raytune-chat: data error: {exc}", file=sys.stderr)
-        return 1
+        for kinds, what, code in _user_mistakes():
+            if isinstance(exc, kinds):
+                _say(f"{what}: {getattr(exc, 'cause', None) or exc}")
+                return code
+        raise  # anything else is a bug in raytune_chat: the traceback is for us
     return 0
+
+
+def _user_mistakes() -> tuple[tuple[tuple[type[Exception], ...], str, int], ...]:
+    """The errors that mean the user has something to fix, with the exit code of each."""
+    from raytune_chat.datasets import DataFileUnreadable, TooManyRejectedRows
+
+    return (
+        ((ConfigError,), "config error", 2),
+        ((DataFileUnreadable, TooManyRejectedRows), "data error", 1),
+    )
+
+
+def _say(message: str) -> None:
+    """One line on stderr (a multi-line message is joined), as every mistake is reported."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    print("raytune-chat: " + "; ".join(lines), file=sys.stderr)

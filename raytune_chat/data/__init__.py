@@ -1,6 +1,11 @@
 """Messages, conversation transforms, prompt templates, and row → sample tokenization."""
 
-from raytune_chat._lazy import lazy_exports
+from raytune_chat.data._collate import (
+    PackedCollate,
+    PaddedCollate,
+    padded_collate_packed,
+    padded_collate_sft,
+)
 from raytune_chat.data._common import (
     CROSS_ENTROPY_IGNORE_IDX,
     DROPPED_KINDS,
@@ -33,15 +38,6 @@ from raytune_chat.data._sample import (
     shifted_labels,
     tokenize_conversation,
     tokenize_row,
-)
-
-# Collate code needs torch; imported on first use (tokenizer actors never use it).
-__getattr__ = lazy_exports(
-    __name__,
-    dict.fromkeys(
-        ["PackedCollate", "PaddedCollate", "padded_collate_packed", "padded_collate_sft"],
-        "raytune_chat.data._collate",
-    ),
 )
 
 __all__ = [

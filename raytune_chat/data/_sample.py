@@ -76,12 +76,12 @@ def tokenize_conversation(
     Example:
         >>> from raytune_chat.data import ShareGPTToMessages
         >>> from raytune_chat.models.llama3 import llama3_tokenizer
-        >>> from tests.assets.build_assets import cl100k_bpe_path
+        >>> from raytune_chat.config import asset_path
         >>> tokens, mask, truncated, dropped = tokenize_conversation(
         ...     {"conversations": [{"from": "human", "value": "Hi"},
         ...                        {"from": "gpt", "value": "Hello"}]},
         ...     message_transform=ShareGPTToMessages(),
-        ...     tokenizer=llama3_tokenizer(str(cl100k_bpe_path())))
+        ...     tokenizer=llama3_tokenizer(str(asset_path("cl100k_base"))))
         >>> len(tokens) == len(mask), mask[0], truncated, dict(dropped)
         (True, True, False, {})
     """
@@ -206,12 +206,12 @@ def tokenize_row(
     Example:
         >>> from raytune_chat.data import ShareGPTToMessages
         >>> from raytune_chat.models.llama3 import llama3_tokenizer
-        >>> from tests.assets.build_assets import cl100k_bpe_path
+        >>> from raytune_chat.config import asset_path
         >>> sample = tokenize_row(
         ...     {"conversations": [{"from": "human", "value": "Hi"},
         ...                        {"from": "gpt", "value": "Hello"}]},
         ...     message_transform=ShareGPTToMessages(),
-        ...     tokenizer=llama3_tokenizer(str(cl100k_bpe_path())))
+        ...     tokenizer=llama3_tokenizer(str(asset_path("cl100k_base"))))
         >>> sample["num_tokens"], sample["num_trained_tokens"], sample["truncated"]
         (14, 6, False)
     """

@@ -21,13 +21,19 @@ from typing import Any
 import ray
 from ray.data import ActorPoolStrategy, Dataset, ExecutionResources
 
+from raytune_chat.config import ConfigError
 from raytune_chat.datasets._datasource import ChatFilesDatasource, TokenStoreDatasource
 from raytune_chat.datasets._files import DataFile, resolve_data_files, storage_options_for
 from raytune_chat.datasets._ledger import ChatDatasetStats, Prior, rejected_verdict
 from raytune_chat.datasets._ledger_actor import LedgerClient, start_ledger
 from raytune_chat.datasets._pack import PackRows
 from raytune_chat.datasets._quarantine import TooManyRejectedRows
-from raytune_chat.datasets._readers import FileSample, sample_file
+from raytune_chat.datasets._readers import (
+    STORAGE_ERRORS,
+    DataFileUnreadable,
+    FileSample,
+    sample_file,
+)
 from raytune_chat.datasets._token_store import (
     TokenStore,
     find_store,
@@ -164,10 +170,20 @@ def _check_column(file: DataFile, sample: FileSample, column: str) -> None:
             return
         columns.update(row)
     if columns:
-        raise ValueError(
-            f"conversation_column {column!r} is not a column of {file.path}; "
-            f"its rows have columns {sorted(columns)}"
+        raise ConfigError(
+            "conversation_column",
+            f"{column!r} is not a column of {file.path}; its rows have columns {sorted(columns)}",
         )
+
+
+def _list_files(source: str, data_files: Any, **kwargs: Any) -> list[DataFile]:
+    """:func:`resolve_data_files`; a path or URL that cannot be listed stops the run, named."""
+    try:
+        return resolve_data_files(source, data_files, **kwargs)
+    except STORAGE_ERRORS as exc:
+        raise DataFileUnreadable(
+            f"data_files {data_files!r}: cannot list it: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _uris(source: str, data_files: Any) -> list[str]:
@@ -357,10 +373,11 @@ def chat_dataset(
         A lazy ``ray.data.Dataset``.
 
     Raises:
-        ValueError: unknown style/source, no ``max_seq_len`` with ``packed=True``, or a
-            ``conversation_column`` that the data does not have (the message lists the
-            columns that exist).
-        DataFileUnreadable: the first file cannot be read.
+        ValueError: unknown style/source, or no ``max_seq_len`` with ``packed=True``.
+        ConfigError: a ``conversation_column`` that the data does not have (the message
+            lists the columns that exist).
+        DataFileUnreadable: ``data_files`` cannot be listed (no such path, an unreachable
+            URL or bucket), or the first file cannot be read.
     """
     arguments = dict(locals())
     if conversation_style not in STYLES and source != "tokenized":
@@ -386,7 +403,7 @@ def chat_dataset(
     if source == "tokenized":
         store = _tokenized_store(data_files, split, options)
         return _from_store(store, common, capacity, rejected_path)
-    files = resolve_data_files(source, data_files, split=split, storage_options=options)
+    files = _list_files(source, data_files, split=split, storage_options=options)
     sample = sample_file(files[0], storage_options=options)
     _check_column(files[0], sample, conversation_column)
     if not ray.is_initialized():
@@ -462,7 +479,7 @@ def _tokenized_store(data_files: Any, split: str, options: Mapping[str, Any]) ->
         data_files = data_files[split]
     if isinstance(data_files, str) and not data_files.endswith(".parquet"):
         return find_store(data_files, options)
-    files = resolve_data_files("parquet", data_files, storage_options=options)
+    files = _list_files("parquet", data_files, storage_options=options)
     return TokenStore(files[0].path, options, part_paths=tuple(f.path for f in files))
 
 

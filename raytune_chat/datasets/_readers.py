@@ -105,6 +105,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     *_optional_errors("aiohttp", ("ClientError",)),
     *_optional_errors("botocore.exceptions", ("BotoCoreError",)),
 )
+# Whatever a storage backend raises (a missing path, a refused connection, an unknown bucket):
+# the transient errors above, of which FileNotFoundError and PermissionError are OSErrors too.
+STORAGE_ERRORS = _TRANSIENT
 
 
 class _Retries:

@@ -30,7 +30,7 @@ RECIPES: dict[str, str] = {
 
 def _module(name: str) -> str:
     if name not in RECIPES:
-        raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        raise ConfigError("recipe", f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     return RECIPES[name]
 
 
@@ -47,11 +47,11 @@ def _load_file(path: Path) -> Any:
     file's own loop without being able to import it.
     """
     if not path.is_file():
-        raise FileNotFoundError(f"recipe file not found: {path}")
+        raise ConfigError("recipe", f"recipe file not found: {path}")
     name = f"raytune_chat_user_recipe_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load a recipe from {path}: not a Python file")
+        raise ConfigError("recipe", f"cannot load a recipe from {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -59,7 +59,7 @@ def _load_file(path: Path) -> Any:
     finally:
         del sys.modules[name]
     if not callable(getattr(module, "recipe_main", None)):
-        raise AttributeError(f"{path} defines no recipe_main(cfg)")
+        raise ConfigError("recipe", f"{path} defines no recipe_main(cfg)")
     return module
 
 
@@ -69,9 +69,8 @@ def get_recipe(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     A path is anything ending in ``.py`` or naming an existing file.
 
     Raises:
-        KeyError: for an unknown recipe name, listing the known ones.
-        FileNotFoundError: for a recipe path that does not exist.
-        AttributeError: for a recipe file without `recipe_main`.
+        ConfigError: on ``recipe`` for an unknown recipe name (listing the known ones), a
+            recipe path that does not exist, or a recipe file without `recipe_main`.
 
     Example:
         >>> get_recipe("lora_finetune_single_device").__name__
@@ -96,8 +95,8 @@ def copy_recipe(name: str, dest: str | Path) -> Path:
     """Copy the named recipe's file to `dest` (a file, or a folder to put it in); return it.
 
     Raises:
-        KeyError: for an unknown recipe name.
-        ConfigError: on `dest` when it already exists (nothing is overwritten).
+        ConfigError: on ``recipe`` for an unknown recipe name, on ``dest`` when it already
+            exists (nothing is overwritten).
 
     Example:
         >>> import tempfile, os

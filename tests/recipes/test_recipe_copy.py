@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from raytune_chat._cli import main
+from raytune_chat.config import ConfigError
 from raytune_chat.recipes import RECIPES, get_recipe, recipe_file
 from raytune_chat.training.metric_logging import read_metrics
 from tests.recipes._tiny import fast_overrides, sample_conversations, write_chat_file
@@ -59,7 +60,7 @@ def test_a_recipe_file_is_loaded_from_its_path_and_pickled_by_value(tmp_path):
 
 
 def test_missing_recipe_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="my_recipe.py"):
+    with pytest.raises(ConfigError, match="recipe file not found: .*my_recipe.py"):
         get_recipe(str(tmp_path / "my_recipe.py"))
 
 

@@ -1,37 +1,19 @@
 """Llama 2 family: SentencePiece tokenizer, chat template and model builders (torchtune names)."""
 
-from raytune_chat._lazy import lazy_exports
+from raytune_chat.models.llama2._component_builders import llama2, lora_llama2
+from raytune_chat.models.llama2._model_builders import (
+    llama2_7b,
+    llama2_13b,
+    llama2_70b,
+    lora_llama2_7b,
+    lora_llama2_13b,
+    lora_llama2_70b,
+    qlora_llama2_7b,
+    qlora_llama2_13b,
+    qlora_llama2_70b,
+)
 from raytune_chat.models.llama2._prompt_template import Llama2ChatTemplate
 from raytune_chat.models.llama2._tokenizer import Llama2Tokenizer, llama2_tokenizer
-
-# Model builders need torch; imported on first use, so processes that only tokenize
-# (Ray Data actors unpickling a tokenizer) start without it.
-__getattr__ = lazy_exports(
-    __name__,
-    {
-        **dict.fromkeys(
-            [
-                "llama2",
-                "lora_llama2",
-            ],
-            "raytune_chat.models.llama2._component_builders",
-        ),
-        **dict.fromkeys(
-            [
-                "llama2_7b",
-                "lora_llama2_7b",
-                "qlora_llama2_7b",
-                "llama2_13b",
-                "lora_llama2_13b",
-                "qlora_llama2_13b",
-                "llama2_70b",
-                "lora_llama2_70b",
-                "qlora_llama2_70b",
-            ],
-            "raytune_chat.models.llama2._model_builders",
-        ),
-    },
-)
 
 __all__ = [
     "llama2",

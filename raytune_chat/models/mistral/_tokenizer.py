@@ -50,10 +50,13 @@ def mistral_tokenizer(
         `MistralTokenizer`.
 
     Example:
-        >>> import tempfile
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
+        >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     minloglevel=2)
         >>> from raytune_chat.data import Message
-        >>> from tests.assets.build_assets import train_sentencepiece
-        >>> tok = mistral_tokenizer(str(train_sentencepiece(tempfile.mkdtemp())))
+        >>> tok = mistral_tokenizer(prefix + ".model")
         >>> tokens, _ = tok.tokenize_messages([Message("user", "Hi"), Message("assistant", "Yo")])
         >>> tok.decode(tokens)
         '[INST] Hi [/INST] Yo'

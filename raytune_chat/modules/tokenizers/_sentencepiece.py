@@ -32,9 +32,12 @@ class SentencePieceBaseTokenizer:
         path: ``tokenizer.model`` path (local or fsspec URL).
 
     Example:
-        >>> import tempfile
-        >>> from tests.assets.build_assets import train_sentencepiece
-        >>> sp = SentencePieceBaseTokenizer(str(train_sentencepiece(tempfile.mkdtemp())))
+        >>> import tempfile, sentencepiece as spm
+        >>> prefix = tempfile.mkdtemp() + "/tokenizer"  # a tiny model, trained from a line of text
+        >>> spm.SentencePieceTrainer.train(sentence_iterator=iter(["Hi there, hello world!"] * 20),
+        ...     model_prefix=prefix, vocab_size=300, byte_fallback=True, hard_vocab_limit=False,
+        ...     minloglevel=2)
+        >>> sp = SentencePieceBaseTokenizer(prefix + ".model")
         >>> ids = sp.encode("hello world")
         >>> ids[0], ids[-1], sp.decode(ids)
         (1, 2, 'hello world')

@@ -121,9 +121,9 @@ class TikTokenBaseTokenizer(PlainTextEncoder):
         special_tokens: special token string → id.
 
     Example:
-        >>> from tests.assets.build_assets import cl100k_bpe_path
+        >>> from raytune_chat.config import asset_path
         >>> from raytune_chat.models.llama3._tokenizer import CL100K_PATTERN
-        >>> tt = TikTokenBaseTokenizer(str(cl100k_bpe_path()), name="cl100k",
+        >>> tt = TikTokenBaseTokenizer(str(asset_path("cl100k_base")), name="cl100k",
         ...     pattern=CL100K_PATTERN, bos_id=128000, eos_id=128001,
         ...     special_tokens={"<|begin_of_text|>": 128000, "<|end_of_text|>": 128001})
         >>> tt.encode("Hello world", add_bos=True, add_eos=True)
@@ -180,9 +180,9 @@ class TikTokenBaseTokenizer(PlainTextEncoder):
         """``encode(text, add_bos=False, add_eos=False)`` without the flag handling (hot path).
 
         Example:
-            >>> from tests.assets.build_assets import cl100k_bpe_path
+            >>> from raytune_chat.config import asset_path
             >>> from raytune_chat.models.llama3 import llama3_tokenizer
-            >>> llama3_tokenizer(str(cl100k_bpe_path())).tt_model.encode_text("Hello world")
+            >>> llama3_tokenizer(str(asset_path("cl100k_base"))).tt_model.encode_text("Hello world")
             [9906, 1917]
         """
         if len(text) <= MAX_NO_WHITESPACE_CHARS:
