@@ -124,6 +124,10 @@ class FlakyFileSystem(LocalFileSystem):
     left: dict[int, int] = {}
     opens = 0
 
+    # The hook fsspec gives implementations for their URLs (s3fs and gcsfs override it too),
+    # not a private call. LocalFileSystem strips a subclass's own protocol only since fsspec
+    # PR #2014 (2026); the package supports fsspec>=2024.1, whose LocalFileSystem would read
+    # "flaky://x" as a relative path. Harmless on newer fsspec (the prefix is already gone).
     @classmethod
     def _strip_protocol(cls, path):
         return super()._strip_protocol(str(path).removeprefix("flaky://"))
