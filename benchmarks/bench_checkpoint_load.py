@@ -6,6 +6,9 @@ temporary folder, then, in a fresh process per case, loads it with
 device, as a recipe would) and reads the process's peak RSS (VmHWM). The
 ``safetensors.torch.load_file`` case loads the same shards with the library reader (which
 memory-maps the files; every page is touched so the figure reflects use), for comparison.
+``--baseline-src DIR`` also measures the checkpointer of another checkout (e.g.
+``git archive <commit> | tar -x -C DIR``) on the same files, through that checkout's copy
+of this script; ``--repeats`` interleaves the cases.
 
     .venv/bin/python benchmarks/bench_checkpoint_load.py --layers 22 --shards 3
 """
@@ -143,6 +146,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=22, help="22 layers ~= 3.0 GB")
     parser.add_argument("--shards", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--baseline-src", type=Path, default=None)
     parser.add_argument(
         "--measure", nargs=3, metavar=("CASE", "FOLDER", "NAMES"), help=argparse.SUPPRESS
     )
@@ -159,28 +164,24 @@ def main() -> None:
             f"wrote {size / 1e9:.2f} GB in {args.shards} shards ({time.perf_counter() - t0:.0f}s)"
         )
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-        for case in ("raytune_chat", "library"):
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--layers",
-                    str(args.layers),
-                    "--measure",
-                    case,
-                    tmp,
-                    ",".join(names),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            r = json.loads(result.stdout.strip().splitlines()[-1])
-            print(
-                f"{case:>13}: peak RSS {r['peak_rss'] / 1e9:.2f} GB = {r['peak_rss'] / size:.2f}x "
-                f"checkpoint; above pre-load RSS ({r['baseline_rss'] / 1e9:.2f} GB): "
-                f"{(r['peak_rss'] - r['baseline_rss']) / size:.2f}x; {r['seconds']:.1f}s"
-            )
+        scripts = {"raytune_chat": Path(__file__)}
+        if args.baseline_src is not None:
+            scripts["baseline"] = args.baseline_src / "benchmarks" / Path(__file__).name
+        for _ in range(args.repeats):
+            for label, script in [*scripts.items(), ("library", Path(__file__))]:
+                case = "library" if label == "library" else "raytune_chat"
+                command = [sys.executable, str(script), "--layers", str(args.layers)]
+                command += ["--measure", case, tmp, ",".join(names)]
+                result = subprocess.run(command, check=True, capture_output=True, text=True)
+                r = json.loads(result.stdout.strip().splitlines()[-1])
+                print(
+                    f"{label:>13}: peak RSS {r['peak_rss'] / 1e9:.2f} GB = "
+                    f"{r['peak_rss'] / size:.2f}x checkpoint; above pre-load RSS "
+                    f"({r['baseline_rss'] / 1e9:.2f} GB): "
+                    f"{(r['peak_rss'] - r['baseline_rss']) / size:.2f}x; {r['seconds']:.1f}s; "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from raytune_chat.data._sample import (
     TokenizedConversation,
     Truncation,
     shifted_labels,
+    shifted_labels_flat,
     tokenize_conversation,
     tokenize_row,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "render_tool_call",
     "resolve_prompt_template",
     "shifted_labels",
+    "shifted_labels_flat",
     "tokenize_conversation",
     "tokenize_row",
     "validate_messages",

@@ -3,8 +3,8 @@
 Plain numpy and torch, no Ray. Use them as ``iter_torch_batches(collate_fn=...)``:
 
 * :class:`PaddedCollate` for unpacked rows: right-pads ``tokens`` with the tokenizer's pad id
-  and ``labels`` with -100 to the longest row (optionally rounded up to a multiple, or to a
-  fixed length).
+  and ``labels`` with ``CROSS_ENTROPY_IGNORE_IDX`` to the longest row (optionally rounded up
+  to a multiple, or to a fixed length).
 * :class:`PackedCollate` for rows packed by the dataset (``packed=True``): stacks the fixed
   length ``tokens``, ``labels``, ``input_pos`` and ``document_ids`` columns.
 
@@ -20,21 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
+
 __all__ = [
     "PackedCollate",
     "PaddedCollate",
     "padded_collate_packed",
     "padded_collate_sft",
 ]
-
-_IGNORE_IDX = -100
-
-
-def _rows(column: Any) -> list[np.ndarray]:
-    """A Ray list column arrives as a 2-D array or an object array of 1-D arrays."""
-    if isinstance(column, np.ndarray) and column.dtype != object and column.ndim == 2:
-        return list(column)
-    return [np.asarray(row) for row in column]
 
 
 def _padded_length(longest: int, pad_to_multiple_of: int | None, length: int | None) -> int:
@@ -47,7 +40,9 @@ def _padded_length(longest: int, pad_to_multiple_of: int | None, length: int | N
     return longest
 
 
-def _pad(rows: Sequence[np.ndarray], width: int, value: int) -> torch.Tensor:
+def _pad(rows: Sequence[Sequence[int]], width: int, value: int) -> torch.Tensor:
+    # A Ray list column arrives as a 2-D array or an object array of 1-D arrays; both
+    # iterate as rows, as does a list of lists.
     out = np.full((len(rows), width), value, dtype=np.int64)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
@@ -66,19 +61,23 @@ class PaddedCollate:
 
     Example:
         >>> import numpy as np
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
         >>> collate = PaddedCollate(pad_id=0, pad_to_multiple_of=4)
         >>> batch = {"tokens": np.array([np.array([5, 6, 7]), np.array([8])], dtype=object),
-        ...          "labels": np.array([np.array([6, 7, -100]), np.array([-100])], dtype=object)}
+        ...          "labels": np.array([np.array([6, 7, IGNORE]), np.array([IGNORE])],
+        ...                             dtype=object)}
         >>> out = collate(batch)
-        >>> out["tokens"].tolist(), out["labels"].tolist()
-        ([[5, 6, 7, 0], [8, 0, 0, 0]], [[6, 7, -100, -100], [-100, -100, -100, -100]])
+        >>> out["tokens"].tolist()
+        [[5, 6, 7, 0], [8, 0, 0, 0]]
+        >>> out["labels"][0, :2].tolist(), bool((out["labels"][:, 2:] == IGNORE).all())
+        ([6, 7], True)
     """
 
     def __init__(
         self,
         *,
         pad_id: int,
-        ignore_idx: int = _IGNORE_IDX,
+        ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX,
         pad_to_multiple_of: int | None = None,
         length: int | None = None,
     ) -> None:
@@ -88,7 +87,7 @@ class PaddedCollate:
         self.length = length
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        tokens, labels = _rows(batch["tokens"]), _rows(batch["labels"])
+        tokens, labels = batch["tokens"], batch["labels"]
         longest = max((len(t) for t in tokens), default=0)
         width = _padded_length(longest, self.pad_to_multiple_of, self.length)
         return {
@@ -106,7 +105,8 @@ class PackedCollate:
 
     Example:
         >>> import numpy as np
-        >>> row = {"tokens": np.array([[1, 2, 3, 0]]), "labels": np.array([[2, -100, -100, -100]]),
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> row = {"tokens": np.array([[1, 2, 3, 0]]), "labels": np.array([[2] + [IGNORE] * 3]),
         ...        "input_pos": np.array([[0, 1, 0, 0]]), "document_ids": np.array([[0, 0, 1, 2]])}
         >>> out = PackedCollate()(row)
         >>> out["input_pos"].tolist(), out["document_ids"].dtype
@@ -115,7 +115,7 @@ class PackedCollate:
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         def stack(name: str, dtype: torch.dtype) -> torch.Tensor:
-            return torch.from_numpy(np.stack(_rows(batch[name]))).to(dtype)
+            return torch.from_numpy(np.stack(list(batch[name]))).to(dtype)
 
         return {
             "tokens": stack("tokens", torch.long),
@@ -128,14 +128,15 @@ class PackedCollate:
 def padded_collate_sft(
     batch: Sequence[Mapping[str, Sequence[int]]],
     padding_idx: int = 0,
-    ignore_idx: int = _IGNORE_IDX,
+    ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX,
     pad_to_multiple_of: int = 1,
 ) -> dict[str, torch.Tensor]:
     """torchtune's name: pad a list of ``{"tokens", "labels"}`` samples.
 
     Example:
-        >>> out = padded_collate_sft([{"tokens": [1, 2], "labels": [2, -100]},
-        ...                           {"tokens": [3], "labels": [-100]}], padding_idx=9)
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> out = padded_collate_sft([{"tokens": [1, 2], "labels": [2, IGNORE]},
+        ...                           {"tokens": [3], "labels": [IGNORE]}], padding_idx=9)
         >>> out["tokens"].tolist()
         [[1, 2], [3, 9]]
     """
@@ -154,7 +155,8 @@ def padded_collate_packed(batch: Sequence[Mapping[str, Sequence[int]]]) -> dict[
     """torchtune's name: stack a list of packed samples (see :class:`PackedCollate`).
 
     Example:
-        >>> s = {"tokens": [1, 0], "labels": [-100, -100], "input_pos": [0, 0],
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> s = {"tokens": [1, 0], "labels": [IGNORE, IGNORE], "input_pos": [0, 0],
         ...      "document_ids": [0, 1]}
         >>> padded_collate_packed([s, s])["tokens"].shape
         torch.Size([2, 2])

@@ -5,7 +5,7 @@ A conversation is never split across packed rows (one longer than ``max_seq_len`
 truncated first), labels are already shifted per conversation, positions restart at 0 for
 every conversation, and each position carries the index of its conversation in
 ``document_ids`` so attention can be block-diagonal. Trailing padding is its own document
-with labels -100.
+with labels ``CROSS_ENTROPY_IGNORE_IDX``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PackedRows", "best_fit_bins", "pack_window"]
+from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
 
-_IGNORE_IDX = -100
+__all__ = ["PackedRows", "best_fit_bins", "pack_window"]
 
 
 @dataclass
@@ -83,7 +83,7 @@ def best_fit_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 def _truncate(tokens: np.ndarray, labels: np.ndarray, max_seq_len: int) -> tuple[np.ndarray, ...]:
     # The last kept token has no target inside the kept window.
     tokens, labels = tokens[:max_seq_len], labels[:max_seq_len].copy()
-    labels[-1] = _IGNORE_IDX
+    labels[-1] = CROSS_ENTROPY_IGNORE_IDX
     return tokens, labels
 
 
@@ -93,7 +93,7 @@ def pack_window(
     *,
     max_seq_len: int,
     pad_id: int,
-    ignore_idx: int = _IGNORE_IDX,
+    ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX,
     truncated: Sequence[bool] | None = None,
 ) -> PackedRows:
     """Pack one window of tokenized conversations with best-fit decreasing.
@@ -101,7 +101,7 @@ def pack_window(
     Args:
         tokens: per conversation token ids.
         labels: per conversation labels, already shifted (``labels[i]`` is the target of
-            position ``i``; -100 where masked), same lengths as ``tokens``.
+            position ``i``; ``ignore_idx`` where masked), same lengths as ``tokens``.
         max_seq_len: length of every packed row.
         pad_id: token id used for trailing padding.
         ignore_idx: label of padding positions.
@@ -113,13 +113,14 @@ def pack_window(
 
     Example:
         >>> import numpy as np
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
         >>> rows = pack_window([np.array([1, 2, 3]), np.array([4, 5])],
-        ...                    [np.array([2, 3, -100]), np.array([5, -100])],
+        ...                    [np.array([2, 3, IGNORE]), np.array([5, IGNORE])],
         ...                    max_seq_len=6, pad_id=0)
         >>> rows.tokens.tolist(), rows.input_pos.tolist(), rows.document_ids.tolist()
         ([[1, 2, 3, 4, 5, 0]], [[0, 1, 2, 0, 1, 0]], [[0, 0, 0, 1, 1, 2]])
-        >>> rows.labels.tolist()
-        [[2, 3, -100, 5, -100, -100]]
+        >>> (rows.labels == IGNORE).tolist(), rows.num_trained_tokens.tolist()
+        ([[False, False, True, False, True, True]], [3])
     """
     seqs: list[tuple[np.ndarray, np.ndarray]] = []
     truncated = (

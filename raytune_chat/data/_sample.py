@@ -6,23 +6,46 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
+
 from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX, RowRejected
 from raytune_chat.data._messages import validate_messages
 
 
-def shifted_labels(tokens: list[int], mask: list[bool]) -> list[int]:
-    """Per-sample next-token labels: ``labels[i] = tokens[i + 1]``, -100 where masked or last.
+def shifted_labels_flat(tokens: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Next-token labels of many rows concatenated: ``labels[i] = tokens[i + 1]`` within a row.
+
+    Row ``r`` is ``tokens[offsets[r]:offsets[r + 1]]`` (``mask`` True = not trained). Each
+    row is shifted on its own: a masked target and a row's last position get
+    ``CROSS_ENTROPY_IGNORE_IDX``, never the next row's first token.
 
     Example:
-        >>> shifted_labels([1, 5, 6, 2], [True, True, False, True])
-        [-100, 6, -100, -100]
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> labels = shifted_labels_flat(np.array([1, 5, 6, 7, 8]),
+        ...                              np.array([1, 0, 0, 1, 0], bool), np.array([0, 3, 5]))
+        >>> [None if label == IGNORE else int(label) for label in labels]
+        [5, 6, None, 8, None]
     """
-    if not tokens:
-        return []
-    ignore = CROSS_ENTROPY_IGNORE_IDX
-    labels = [ignore if m else t for t, m in zip(tokens[1:], mask[1:], strict=True)]
-    labels.append(ignore)
+    labels = np.full(len(tokens), CROSS_ENTROPY_IGNORE_IDX, dtype=np.int32)
+    if len(tokens) > 1:
+        labels[:-1] = np.where(mask[1:], CROSS_ENTROPY_IGNORE_IDX, tokens[1:])
+    ends = offsets[1:][offsets[1:] > offsets[:-1]] - 1
+    labels[ends] = CROSS_ENTROPY_IGNORE_IDX
     return labels
+
+
+def shifted_labels(tokens: Sequence[int], mask: Sequence[bool]) -> list[int]:
+    """One row's labels (see :func:`shifted_labels_flat`), as a list.
+
+    Example:
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> shifted_labels([1, 5, 6, 2], [True, True, False, True]) == [IGNORE, 6, IGNORE, IGNORE]
+        True
+    """
+    if len(tokens) != len(mask):
+        raise ValueError(f"{len(tokens)} tokens but {len(mask)} mask entries")
+    offsets = np.array([0, len(tokens)])
+    return shifted_labels_flat(np.asarray(tokens), np.asarray(mask, dtype=bool), offsets).tolist()
 
 
 _NOTHING_DROPPED: Mapping[str, int] = MappingProxyType({})
@@ -197,7 +220,7 @@ def tokenize_row(
 
     Returns:
         ``{"tokens", "labels", "num_tokens", "num_trained_tokens", "truncated", "dropped"}``
-        where ``labels`` are shifted per sample with -100 where masked (spec §4) and
+        where ``labels`` are shifted per sample (`shifted_labels`, spec §4) and
         ``dropped`` counts what the row lost on purpose (`DROPPED_KINDS`).
 
     Raises:
@@ -236,6 +259,7 @@ __all__ = [
     "TokenizedConversation",
     "Truncation",
     "shifted_labels",
+    "shifted_labels_flat",
     "tokenize_conversation",
     "tokenize_row",
 ]

@@ -15,7 +15,27 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["iter_chat_batches"]
+__all__ = ["iter_chat_batches", "split_list_column"]
+
+
+def split_list_column(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
+    """An Arrow ``list`` column without nulls as one numpy view per row (no copy per row).
+
+    Slices are respected: a sliced array's offsets point into its unsliced values.
+
+    Example:
+        >>> [a.tolist() for a in split_list_column(pa.array([[1, 2], [], [3]]))]
+        [[1, 2], [], [3]]
+
+    Raises:
+        ValueError: If the column holds a null row.
+    """
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.null_count:
+        raise ValueError(f"a list column with {array.null_count} null rows cannot be split")
+    bounds = array.offsets.to_numpy().tolist()
+    values = array.values.to_numpy(zero_copy_only=False)
+    return [values[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _column_rows(column: pa.ChunkedArray | pa.Array) -> list[Any]:
@@ -24,9 +44,7 @@ def _column_rows(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     if (
         pa.types.is_list(array.type) or pa.types.is_large_list(array.type)
     ) and not array.null_count:
-        offsets = array.offsets.to_numpy()
-        values = array.values.to_numpy(zero_copy_only=False)
-        return [values[offsets[i] : offsets[i + 1]] for i in range(len(array))]
+        return split_list_column(array)
     return list(array.to_numpy(zero_copy_only=False))
 
 

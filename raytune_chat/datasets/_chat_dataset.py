@@ -22,6 +22,7 @@ import ray
 from ray.data import ActorPoolStrategy, Dataset, ExecutionResources
 
 from raytune_chat.config import ConfigError
+from raytune_chat.data import RowRejected
 from raytune_chat.datasets._datasource import ChatFilesDatasource, TokenStoreDatasource
 from raytune_chat.datasets._files import DataFile, resolve_data_files, storage_options_for
 from raytune_chat.datasets._ledger import ChatDatasetStats, Prior, rejected_verdict
@@ -44,7 +45,6 @@ from raytune_chat.datasets._tokenize import (
     STYLES,
     RowTokenizer,
     TokenizeRows,
-    _Rejected,
     build_message_transform,
     check_chat_options,
     parse_row,
@@ -164,7 +164,7 @@ def _check_column(file: DataFile, sample: FileSample, column: str) -> None:
     for raw in sample.records:
         try:
             row = parse_row(raw)
-        except _Rejected:
+        except RowRejected:
             continue
         if column in row:
             return
@@ -232,7 +232,7 @@ def _prior(sample: FileSample, rows: RowTokenizer, max_seq_len: int | None) -> P
     for raw in sample.records:
         try:
             got = rows(raw, None)
-        except _Rejected:
+        except RowRejected:
             continue
         if got is not None:
             kept.append(len(got[0]))
@@ -310,12 +310,12 @@ def chat_dataset(
                           conversation_style="sharegpt")
 
     Rows hold ``tokens`` and ``labels`` (int32 lists, labels shifted per conversation and
-    -100 where masked) plus ``num_tokens``, ``num_trained_tokens``, ``truncated`` and
-    ``row_id`` (the record's ``file_index * 2**40 + line_or_row``). With ``packed=True`` rows
-    are ``max_seq_len`` long and hold ``input_pos`` and ``document_ids`` (see
-    :func:`raytune_chat.data.pack_window`) instead of ``row_id``. Get the matching collate
-    class with ``chat_dataset_info(ds).collate_fn()``, and the counts of what was read, kept
-    and rejected, growing as the data streams, with ``chat_dataset_info(ds).stats()``.
+    ``CROSS_ENTROPY_IGNORE_IDX`` where masked) plus ``num_tokens``, ``num_trained_tokens``,
+    ``truncated`` and ``row_id`` (the record's ``file_index * 2**40 + line_or_row``). With
+    ``packed=True`` rows are ``max_seq_len`` long and hold ``input_pos`` and ``document_ids``
+    (see :func:`raytune_chat.data.pack_window`) instead of ``row_id``. Get the matching collate
+    class with ``chat_dataset_info(ds).collate_fn()``, and the counts of what was read, kept and
+    rejected, growing as the data streams, with ``chat_dataset_info(ds).stats()``.
 
     YAML::
 

@@ -19,8 +19,10 @@ class PaddedCollateFn(PaddedCollate, NumpyBatchCollateFn):
 
     Example:
         >>> import numpy as np
-        >>> PaddedCollateFn(pad_id=0)({"tokens": [np.array([1, 2]), np.array([3])],
-        ...                            "labels": [np.array([2, -100]), np.array([-100])]})["tokens"]
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> batch = {"tokens": [np.array([1, 2]), np.array([3])],
+        ...          "labels": [np.array([2, IGNORE]), np.array([IGNORE])]}
+        >>> PaddedCollateFn(pad_id=0)(batch)["tokens"]
         tensor([[1, 2],
                 [3, 0]])
     """

@@ -12,23 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raytune_chat.data._packing import pack_window
+from raytune_chat.data import pack_window
+from raytune_chat.datasets._batches import split_list_column
 
-__all__ = ["PackRows", "split_list_column"]
-
-
-def split_list_column(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
-    """An Arrow ``list<int>`` column as a list of numpy arrays (no per-element Python).
-
-    Example:
-        >>> [a.tolist() for a in split_list_column(pa.array([[1, 2], [], [3]]))]
-        [[1, 2], [], [3]]
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    lengths = column.value_lengths().to_numpy(zero_copy_only=False)
-    return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+__all__ = ["PackRows"]
 
 
 class PackRows:
@@ -39,6 +26,15 @@ class PackRows:
         pad_id: the tokenizer's padding id.
         ledger: where each window's counts go (``packed(key, rows, conversations, tokens)``,
             keyed by the window's first row id), or None.
+
+    Example:
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> window = pa.table({"tokens": [[1, 2, 3], [4, 5]],
+        ...                    "labels": [[2, 3, IGNORE], [5, IGNORE]],
+        ...                    "truncated": [False, False], "row_id": [0, 1]})
+        >>> packed = PackRows(max_seq_len=6, pad_id=0)(window)
+        >>> packed["tokens"].tolist(), packed["document_ids"].tolist()
+        ([[1, 2, 3, 4, 5, 0]], [[0, 0, 0, 1, 1, 2]])
     """
 
     def __init__(self, *, max_seq_len: int, pad_id: int, ledger: Any = None) -> None:

@@ -23,8 +23,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from raytune_chat.data import DROPPED_KINDS, REASONING_MODES, TRUNCATIONS
-from raytune_chat.data._common import CROSS_ENTROPY_IGNORE_IDX
+from raytune_chat.data import (
+    CROSS_ENTROPY_IGNORE_IDX,
+    DROPPED_KINDS,
+    REASONING_MODES,
+    TRUNCATIONS,
+    RowRejected,
+    shifted_labels_flat,
+    tokenize_conversation,
+)
 from raytune_chat.datasets._ledger import BatchCounts, PassLedger, rejected_verdict
 from raytune_chat.datasets._quarantine import QuarantineWriter, TooManyRejectedRows, make_reject
 
@@ -36,7 +43,6 @@ __all__ = [
     "build_message_transform",
     "check_chat_options",
     "parse_row",
-    "shifted_labels_flat",
     "tokenized_table",
 ]
 
@@ -55,12 +61,6 @@ TOKENIZED_SCHEMA = pa.schema(
     ]
 )
 STYLES = ("sharegpt", "openai")
-
-
-class _Rejected(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def build_message_transform(
@@ -110,38 +110,19 @@ def parse_row(raw: bytes) -> dict[str, Any]:
     """Decode and parse one raw record into a row mapping.
 
     Raises:
-        _Rejected: with reason ``invalid_utf8``, ``invalid_json`` or ``not_an_object``.
+        RowRejected: with reason ``invalid_utf8``, ``invalid_json`` or ``not_an_object``.
     """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _Rejected("invalid_utf8", f"not valid UTF-8: {exc}") from None
+        raise RowRejected("invalid_utf8", f"not valid UTF-8: {exc}") from None
     try:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Rejected("invalid_json", f"not valid JSON: {exc}") from None
+        raise RowRejected("invalid_json", f"not valid JSON: {exc}") from None
     if not isinstance(row, dict):
-        raise _Rejected("not_an_object", f"a row must be a JSON object, got {type(row).__name__}")
+        raise RowRejected("not_an_object", f"a row must be a JSON object, got {type(row).__name__}")
     return row
-
-
-def shifted_labels_flat(tokens: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """:func:`raytune_chat.data.shifted_labels` for many rows concatenated, in numpy.
-
-    Row ``r`` is ``tokens[offsets[r]:offsets[r + 1]]``; each row is shifted on its own, so
-    a row's last label is -100 and never the next row's first token.
-
-    Example:
-        >>> shifted_labels_flat(np.array([1, 5, 6, 7, 8]), np.array([1, 0, 0, 1, 0], bool),
-        ...                     np.array([0, 3, 5])).tolist()
-        [5, 6, -100, 8, -100]
-    """
-    labels = np.full(len(tokens), CROSS_ENTROPY_IGNORE_IDX, dtype=np.int32)
-    if len(tokens) > 1:
-        labels[:-1] = np.where(mask[1:], CROSS_ENTROPY_IGNORE_IDX, tokens[1:])
-    ends = offsets[1:][offsets[1:] > offsets[:-1]] - 1
-    labels[ends] = CROSS_ENTROPY_IGNORE_IDX
-    return labels
 
 
 def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
@@ -156,8 +137,10 @@ def tokenized_table(samples: Sequence[tuple], row_ids: Sequence[int] | None = No
 
     Example:
         >>> t = tokenized_table([([1, 5, 6], [True, True, False], False)], row_ids=[7])
-        >>> t["labels"].to_pylist(), t["num_trained_tokens"].to_pylist(), t["row_id"][0]
-        ([[-100, 6, -100]], [1], <pyarrow.Int64Scalar: 7>)
+        >>> t["labels"].to_pylist() == [[CROSS_ENTROPY_IGNORE_IDX, 6, CROSS_ENTROPY_IGNORE_IDX]]
+        True
+        >>> t["num_trained_tokens"].to_pylist(), t["row_id"][0]
+        ([1], <pyarrow.Int64Scalar: 7>)
     """
     lengths = np.fromiter((len(s[0]) for s in samples), dtype=np.int64, count=len(samples))
     offsets = np.zeros(len(samples) + 1, dtype=np.int64)
@@ -197,7 +180,7 @@ class RowTokenizer:
         truncation: ``"right"``, ``"drop"`` or ``"history"`` for over-long conversations.
 
     Raises:
-        _Rejected: from ``__call__``, with the reason code.
+        RowRejected: from ``__call__``, with the reason code.
     """
 
     def __init__(
@@ -207,29 +190,26 @@ class RowTokenizer:
         filter_fn: Callable[[dict[str, Any]], bool] | None = None,
         truncation: str = "right",
     ) -> None:
-        from raytune_chat.data import RowRejected, tokenize_conversation
-
-        self._tokenize_conversation, self._row_rejected = tokenize_conversation, RowRejected
         self._tokenizer, self._transform, self._filter_fn = tokenizer, message_transform, filter_fn
         self._truncation = truncation
 
     def __call__(self, raw: bytes, error: str | None) -> tuple | None:
         if error is not None:
-            raise _Rejected("invalid_json_array", error)
+            raise RowRejected("invalid_json_array", error)
         row = parse_row(raw)
         if self._filter_fn is not None and not self._filter_fn(row):
             return None
         try:
-            return self._tokenize_conversation(
+            return tokenize_conversation(
                 row,
                 message_transform=self._transform,
                 tokenizer=self._tokenizer,
                 truncation=self._truncation,
             )
-        except self._row_rejected as exc:
-            raise _Rejected(exc.reason, str(exc)) from None
+        except RowRejected:
+            raise
         except (TypeError, KeyError, AttributeError, ValueError) as exc:
-            raise _Rejected("bad_message", f"{type(exc).__name__}: {exc}") from None
+            raise RowRejected("bad_message", f"{type(exc).__name__}: {exc}") from None
 
 
 class TokenizeRows:
@@ -303,7 +283,7 @@ class TokenizeRows:
         for i, (raw, error) in enumerate(zip(raws, errors, strict=True)):
             try:
                 sample = self._rows(raw, error)
-            except _Rejected as exc:
+            except RowRejected as exc:
                 rejects.append(
                     make_reject(
                         source=batch["source"][i].as_py(),

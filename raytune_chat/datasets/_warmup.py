@@ -6,7 +6,14 @@ the stats actor, are only created when the first dataset starts executing, and o
 machine each new worker process costs seconds. Creating them (named, detached,
 get-if-exists: the same calls Ray Data makes) when a chat dataset is built overlaps that
 start-up with the caller's own (importing torch, building the model).
-Private Ray APIs, so any failure here only means no head start.
+
+These are private Ray APIs (``ray.data._internal``): Ray Data has no public call that starts
+them. Kept for a measured benefit (benchmarks/bench_warmup.py, RESULTS.md "Ray Data's
+helper actors"): seconds from the end of the caller's work to the first batch, five
+interleaved pairs on 2 shared cores, were 3.4-8.3 s with the head start and 3.2-20.2 s
+without (medians 6.5 s and 8.1 s); it saved 10-12 s in the two pairs run at load 20-30 and
+nothing in two others. Fallback: every failure (a moved module, a changed signature) is
+caught and only means no head start, as if this function were not called.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ from typing import Any
 import pyarrow as pa
 
 from raytune_chat.config import instantiate
+from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX
 from raytune_chat.datasets import ChatDatasetStats, chat_dataset_info
 from raytune_chat.training.ray_train import ensure_ray
 
 __all__ = ["describe_cuts", "prepare_dataset", "preview_dataset", "render_sample"]
 
-IGNORE_INDEX = -100
 _TRAINED, _MASKED, _RESET = "\033[1;32m", "\033[2m", "\033[0m"
 
 
@@ -29,17 +29,19 @@ def _unpacked_dataset(cfg: dict[str, Any], cache_path: str | None = None) -> tup
 def render_sample(tokens: list[int], labels: list[int], decode: Any, *, color: bool) -> str:
     """Show each token, trained ones highlighted and masked ones dimmed.
 
-    Labels are shifted per sample, so token `i` is trained when `labels[i - 1]` is not -100.
+    Labels are shifted per sample, so token `i` is trained when `labels[i - 1]` is not
+    `CROSS_ENTROPY_IGNORE_IDX`.
     Without color, trained tokens are wrapped in `[[...]]`.
 
     Example:
-        >>> render_sample([1, 2, 3], [-100, 3, -100], lambda ids: f"<{ids[0]}>", color=False)
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> render_sample([1, 2, 3], [IGNORE, 3, IGNORE], lambda ids: f"<{ids[0]}>", color=False)
         '<1><2>[[<3>]]'
     """
     out = []
     for i, token in enumerate(tokens):
         text = decode([token])
-        trained = i > 0 and labels[i - 1] != IGNORE_INDEX
+        trained = i > 0 and labels[i - 1] != CROSS_ENTROPY_IGNORE_IDX
         if color:
             out.append(f"{_TRAINED if trained else _MASKED}{text}{_RESET}")
         else:
@@ -100,7 +102,7 @@ def preview_dataset(cfg: dict[str, Any], n: int = 3, *, color: bool | None = Non
     for i, row in enumerate(rows):
         tokens = [int(t) for t in row["tokens"]]
         labels = [int(t) for t in row["labels"]]
-        trained = sum(label != IGNORE_INDEX for label in labels)
+        trained = sum(label != CROSS_ENTROPY_IGNORE_IDX for label in labels)
         print(f"--- sample {i}: {len(tokens)} tokens, {trained} trained ---")
         print("ids:", tokens)
         print(render_sample(tokens, labels, decode, color=color))

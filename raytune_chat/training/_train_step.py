@@ -1,10 +1,11 @@
 """One optimizer step of LoRA fine-tuning, as plain torch (no Ray).
 
-The loss is normalised by the number of trained tokens (labels != -100) of the whole step —
-all micro-batches, all data-parallel ranks — not averaged per micro-batch: each micro-batch's
-mean loss is multiplied back by its token count, summed, and the gradients are divided by the
-global count before the optimizer step (torchtune 0.6.1's scheme). Labels arrive already
-shifted per sample (spec §4), so logits at position i are compared with labels[i].
+The loss is normalised by the number of trained tokens (labels not
+``CROSS_ENTROPY_IGNORE_IDX``) of the whole step — all micro-batches, all data-parallel ranks —
+not averaged per micro-batch: each micro-batch's mean loss is multiplied back by its token
+count, summed, and the gradients are divided by the global count before the optimizer step
+(torchtune 0.6.1's scheme). Labels arrive already shifted per sample (spec §4), so logits at
+position i are compared with labels[i].
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX
 from raytune_chat.modules.attention_utils import packed_block_causal_mask
 
 __all__ = ["StepStats", "micro_batch_loss", "scale_grads", "train_step"]
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def micro_batch_loss(
     if "document_ids" in batch:
         kwargs["mask"] = packed_block_causal_mask(batch["document_ids"].to(device))
         kwargs["input_pos"] = batch["input_pos"].to(device)
-    num_trained = int((labels != IGNORE_INDEX).sum())
+    num_trained = int((labels != CROSS_ENTROPY_IGNORE_IDX).sum())
     logits = model(tokens, **kwargs)  # (b, s, vocab) or a list of chunks
     if num_trained == 0:
         return logits[0].sum() * 0.0 if isinstance(logits, list) else logits.sum() * 0.0, 0
@@ -104,9 +104,10 @@ def train_step(
         ...     def forward(self, tokens, **_):
         ...         return self.emb(tokens)
         >>> model = Tiny(); opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        >>> batch = {"tokens": torch.tensor([[1, 2]]), "labels": torch.tensor([[2, -100]])}
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX as IGNORE
+        >>> batch = {"tokens": torch.tensor([[1, 2]]), "labels": torch.tensor([[2, IGNORE]])}
         >>> ce = lambda logits, labels: nn.functional.cross_entropy(
-        ...     logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        ...     logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
         >>> stats = train_step(model, ce, opt, None, [batch], device=torch.device("cpu"))
         >>> stats.num_trained_tokens, stats.num_tokens
         (1, 2)

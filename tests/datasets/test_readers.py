@@ -19,6 +19,7 @@ import pytest
 import zstandard
 from fsspec.implementations.local import LocalFileSystem
 
+from raytune_chat.data import RowRejected
 from raytune_chat.datasets._files import DataFile, resolve_data_files
 from raytune_chat.datasets._quarantine import (
     MAX_RAW_BYTES,
@@ -33,7 +34,7 @@ from raytune_chat.datasets._readers import (
     iter_record_blocks,
     sample_file,
 )
-from raytune_chat.datasets._tokenize import _Rejected, parse_row
+from raytune_chat.datasets._tokenize import parse_row
 
 ROWS = [
     {"dialogue": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}]}
@@ -123,6 +124,10 @@ class FlakyFileSystem(LocalFileSystem):
     left: dict[int, int] = {}
     opens = 0
 
+    # The hook fsspec gives implementations for their URLs (s3fs and gcsfs override it too),
+    # not a private call. LocalFileSystem strips a subclass's own protocol only since fsspec
+    # PR #2014 (2026); the package supports fsspec>=2024.1, whose LocalFileSystem would read
+    # "flaky://x" as a relative path. Harmless on newer fsspec (the prefix is already gone).
     @classmethod
     def _strip_protocol(cls, path):
         return super()._strip_protocol(str(path).removeprefix("flaky://"))
@@ -265,7 +270,7 @@ def test_sample_reads_the_start_and_says_how_many_records_per_byte(tmp_path):
     [(b"\xff\xfe{}", "invalid_utf8"), (b'{"a": 1', "invalid_json"), (b"[1, 2]", "not_an_object")],
 )
 def test_parse_row_reasons(raw, reason):
-    with pytest.raises(_Rejected) as info:
+    with pytest.raises(RowRejected) as info:
         parse_row(raw)
     assert info.value.reason == reason
 

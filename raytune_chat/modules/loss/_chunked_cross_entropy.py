@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX
+
 __all__ = ["CEWithChunkedOutputLoss"]
 
 
@@ -28,7 +30,8 @@ class CEWithChunkedOutputLoss(nn.Module):
     Example:
         >>> loss_fn = CEWithChunkedOutputLoss(num_output_chunks=2)
         >>> logits = torch.zeros(1, 4, 10)
-        >>> labels = torch.tensor([[1, 2, -100, 3]])
+        >>> from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX
+        >>> labels = torch.tensor([[1, 2, CROSS_ENTROPY_IGNORE_IDX, 3]])
         >>> round(loss_fn(list(logits.chunk(2, dim=1)), labels).item(), 4)  # log(10)
         2.3026
     """
@@ -36,7 +39,7 @@ class CEWithChunkedOutputLoss(nn.Module):
     def __init__(
         self,
         num_output_chunks: int = 8,
-        ignore_index: int = -100,
+        ignore_index: int = CROSS_ENTROPY_IGNORE_IDX,
         reduction: Literal["mean", "sum"] = "mean",
     ) -> None:
         super().__init__()

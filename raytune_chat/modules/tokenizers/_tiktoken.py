@@ -22,7 +22,8 @@ _RUNS = re.compile(r"\s+|\S+")
 
 # One Encoding per (BPE file contents, pattern, special tokens) per process: unpickling a
 # tokenizer in a worker that already has one does not parse the file again.
-_ENCODINGS: dict[tuple[str, str, tuple[tuple[str, int], ...]], Encoding] = {}
+# (digest, pattern, special tokens) -> (encoding, number of mergeable ranks)
+_ENCODINGS: dict[tuple[str, str, tuple[tuple[str, int], ...]], tuple[Encoding, int]] = {}
 _LOCK = threading.Lock()
 
 
@@ -148,24 +149,25 @@ class TikTokenBaseTokenizer(PlainTextEncoder):
         self.eos_id = eos_id
         self.special_tokens = dict(special_tokens)
         self._bpe_bytes = read_bytes(self.path) if _bpe_bytes is None else _bpe_bytes
-        self._encoding = self._get_encoding()
-        self.base_vocab_size = len(self._encoding._mergeable_ranks)
+        self._encoding, self.base_vocab_size = self._get_encoding()
         self.vocab_size = self._encoding.n_vocab
 
-    def _get_encoding(self) -> Encoding:
+    def _get_encoding(self) -> tuple[Encoding, int]:
+        """The (cached) encoding and its number of BPE ranks (tiktoken does not expose it)."""
         digest = hashlib.sha256(self._bpe_bytes).hexdigest()
         key = (digest, self.pattern, tuple(sorted(self.special_tokens.items())))
         with _LOCK:
-            encoding = _ENCODINGS.get(key)
-            if encoding is None:
+            cached = _ENCODINGS.get(key)
+            if cached is None:
+                ranks = _parse_ranks(self._bpe_bytes)
                 encoding = Encoding(
                     name=self.name,
                     pat_str=self.pattern,
-                    mergeable_ranks=_parse_ranks(self._bpe_bytes),
+                    mergeable_ranks=ranks,
                     special_tokens=self.special_tokens,
                 )
-                _ENCODINGS[key] = encoding
-        return encoding
+                cached = _ENCODINGS[key] = (encoding, len(ranks))
+        return cached
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -174,7 +176,7 @@ class TikTokenBaseTokenizer(PlainTextEncoder):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._encoding = self._get_encoding()
+        self._encoding, _ = self._get_encoding()
 
     def encode_text(self, text: str) -> list[int]:
         """``encode(text, add_bos=False, add_eos=False)`` without the flag handling (hot path).

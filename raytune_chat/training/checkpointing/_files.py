@@ -1,20 +1,21 @@
-"""Read and write one weights file with peak memory near the tensors' own size.
+"""Read and write one weights file, one tensor in memory at a time beyond what is kept.
 
-``safetensors.torch.load_file`` memory-maps a whole shard while copying it out, and
-``save_file`` serialises a shard to bytes before writing, so each briefly holds a shard twice.
-Here safetensors files are read and written tensor by tensor with plain file I/O; the
-format (an 8-byte little-endian header length, a JSON header, then raw bytes) is stable
-and small. Pickle-based files go through ``torch.load(weights_only=True)``.
+Safetensors files go through the ``safetensors`` library: ``safe_open(backend="pread")``
+reads each tensor with ``pread(2)`` into its own buffer when asked for it (the default
+``mmap`` backend would keep every page it touched mapped, and counted in the process's
+memory, until the whole file is closed), and ``save_file`` writes straight from the
+tensors' memory, without serialising a shard to bytes first. Pickle-based files go through
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import safetensors.torch
 import torch
+from safetensors import safe_open
 
 __all__ = [
     "iter_safetensors",
@@ -25,28 +26,12 @@ __all__ = [
     "write_weights",
 ]
 
-_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-}
-_NAMES = {v: k for k, v in _DTYPES.items()}
-
 
 def iter_safetensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield the tensors of a ``.safetensors`` file one at a time, each in fresh CPU memory.
 
-    Only the tensor being yielded is in memory, so a consumer that converts and drops each
-    one (QLoRA's NF4 load) never holds the shard.
+    Tensors come in file order. Only the tensor being yielded is read, so a consumer that
+    converts and drops each one (QLoRA's NF4 load) never holds the shard.
 
     Example:
         >>> import tempfile, os
@@ -55,18 +40,9 @@ def iter_safetensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
         >>> [name for name, _ in iter_safetensors(p)]
         ['x', 'y']
     """
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(header_len))
-        data_start = 8 + header_len
-        header.pop("__metadata__", None)
-        for name, info in header.items():
-            start, end = info["data_offsets"]
-            raw = torch.empty(end - start, dtype=torch.uint8)
-            f.seek(data_start + start)
-            if end > start and f.readinto(memoryview(raw.numpy())) != end - start:
-                raise ValueError(f"{path}: truncated data for tensor {name!r}")
-            yield name, raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+    with safe_open(path, framework="pt", backend="pread") as f:
+        for name in f.offset_keys():
+            yield name, f.get_tensor(name)
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -89,6 +65,9 @@ def write_safetensors(
 ) -> None:
     """Write tensors as a ``.safetensors`` file readable by ``safetensors`` and transformers.
 
+    Unlike ``safetensors.torch.save_file``, this accepts views: a non-contiguous tensor is
+    made contiguous, and tensors sharing memory (tied weights) are each written in full.
+
     Example:
         >>> import tempfile, os, safetensors.torch
         >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
@@ -96,25 +75,18 @@ def write_safetensors(
         >>> safetensors.torch.load_file(p)["x"].dtype
         torch.bfloat16
     """
-    header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
-    offset = 0
+    storages: set[int] = set()
+    flat: dict[str, torch.Tensor] = {}
     for name, tensor in tensors.items():
-        nbytes = tensor.numel() * tensor.element_size()
-        header[name] = {
-            "dtype": _NAMES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + nbytes],
-        }
-        offset += nbytes
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # safetensors aligns the data section to 8 bytes
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for tensor in tensors.values():
-            flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-            if flat.numel():
-                f.write(memoryview(flat.view(torch.uint8).numpy()))
+        tensor = tensor.detach().to("cpu").contiguous()
+        if tensor.numel():
+            storage = tensor.untyped_storage().data_ptr()
+            if storage in storages:  # save_file refuses tensors that share memory
+                tensor = tensor.clone()
+                storage = tensor.untyped_storage().data_ptr()
+            storages.add(storage)
+        flat[name] = tensor
+    safetensors.torch.save_file(flat, path, metadata=dict(metadata or {"format": "pt"}))
 
 
 def _load_pickled(path: Path, *, mmap: bool) -> dict[str, torch.Tensor]:
