@@ -4,7 +4,8 @@ The modules are found by walking the package folder, not listed by hand, so a ne
 examples run without anyone remembering to add it. Every module must import without the
 optional extras (they are imported where they are used). An example that needs an extra
 (`pip install 'raytune_chat[qlora]'`, ...) is skipped with that reason when the extra is
-absent; any other failure fails the test.
+absent; any other failure fails the test. Examples that use Ray (`ray.`, `chat_dataset(`) run
+on the session's local Ray cluster, as a user's would on the one Ray starts for them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import importlib.metadata
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 import raytune_chat
 
 PACKAGE_DIR = Path(raytune_chat.__file__).parent
+_USES_RAY = re.compile(r"\bray\.|chat_dataset\(")
 
 # Top-level import name -> the optional extra that installs it (pyproject.toml).
 EXTRA_OF_IMPORT = {
@@ -84,11 +87,14 @@ def test_only_a_missing_extra_is_a_reason_to_skip():
 
 
 @pytest.mark.parametrize("name", _module_names())
-def test_module_imports_and_its_examples_run(name):
+def test_module_imports_and_its_examples_run(name, request):
     module = importlib.import_module(name)  # every module imports, extras or not
+    tests = doctest.DocTestFinder().find(module, name)
+    if any(_USES_RAY.search(example.source) for t in tests for example in t.examples):
+        request.getfixturevalue("ray_cluster")
     runner = _Runner()
     failed = []
-    for test in doctest.DocTestFinder().find(module, name):
+    for test in tests:
         runner.raised.clear()
         if runner.run(test, out=failed.append).failed and runner.raised:
             # the examples after the failed import fail for want of its names: judge the first
@@ -102,4 +108,4 @@ def test_an_example_needing_a_missing_extra_is_skipped_naming_it(monkeypatch):
     for name in ["torchao", *[m for m in sys.modules if m.startswith("torchao.")]]:
         monkeypatch.setitem(sys.modules, name, None)  # as if [qlora] were not installed
     with pytest.raises(pytest.skip.Exception, match=r"\['qlora'\]"):
-        test_module_imports_and_its_examples_run("raytune_chat.modules.low_precision._nf4")
+        test_module_imports_and_its_examples_run("raytune_chat.modules.low_precision._nf4", None)

@@ -1,13 +1,18 @@
 """Chat datasets streamed with Ray Data (torchtune's ``torchtune.datasets`` names).
 
-Example:
-    >>> from raytune_chat.datasets import chat_dataset  # doctest: +SKIP
-    >>> ds = chat_dataset(tokenizer, source="json", data_files="data/my_data.json",
-    ...                   split="train", conversation_column="dialogue",
-    ...                   conversation_style="sharegpt")  # doctest: +SKIP
-    >>> collate = chat_dataset_info(ds).collate_fn()  # doctest: +SKIP
-    >>> batches = iter_chat_batches(ds, batch_size=8, collate_fn=collate)  # doctest: +SKIP
-    >>> chat_dataset_info(ds).stats().rows_kept  # doctest: +SKIP
+Example (streams the 800 bundled conversations through a local Ray cluster):
+    >>> from raytune_chat.config import asset_path
+    >>> from raytune_chat.datasets import chat_dataset, chat_dataset_info, iter_chat_batches
+    >>> from raytune_chat.models.llama3 import llama3_tokenizer
+    >>> tokenizer = llama3_tokenizer(str(asset_path("cl100k_base")), max_seq_len=256)
+    >>> ds = chat_dataset(tokenizer, source="json", data_files=str(asset_path("sample_chat")),
+    ...                   conversation_column="dialogue", conversation_style="sharegpt")
+    >>> collate = chat_dataset_info(ds).collate_fn()
+    >>> sum(len(b["tokens"]) for b in iter_chat_batches(ds, batch_size=8, collate_fn=collate))
+    800
+    >>> stats = chat_dataset_info(ds).stats()
+    >>> stats.rows_read == stats.rows_kept + stats.rows_rejected
+    True
 """
 
 from raytune_chat.datasets._batches import iter_chat_batches

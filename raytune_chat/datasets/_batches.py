@@ -77,9 +77,9 @@ def iter_chat_batches(
         >>> import numpy as np, ray
         >>> from raytune_chat.data import PaddedCollate
         >>> ds = ray.data.from_items([{"tokens": np.arange(n), "labels": np.arange(n)}
-        ...                           for n in (1, 2, 3)])  # doctest: +SKIP
+        ...                           for n in (1, 2, 3)])
         >>> [b["tokens"].shape for b in iter_chat_batches(
-        ...     ds, batch_size=2, collate_fn=PaddedCollate(pad_id=0))]  # doctest: +SKIP
+        ...     ds, batch_size=2, collate_fn=PaddedCollate(pad_id=0))]
         [torch.Size([2, 2]), torch.Size([1, 3])]
 
     Args:

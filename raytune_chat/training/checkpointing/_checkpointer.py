@@ -387,9 +387,17 @@ class FullModelTorchTuneCheckpointer(_Checkpointer):
         recipe_checkpoint: Accepted as null only (torchtune's key), likewise.
 
     Example:
-        >>> ckpt = FullModelTorchTuneCheckpointer(  # doctest: +SKIP
-        ...     checkpoint_dir="/ckpts/tiny", checkpoint_files=["model.pt"],
-        ...     model_type="LLAMA3", output_dir="/tmp/out")
+        >>> import tempfile, torch
+        >>> from raytune_chat.models.llama3 import llama3
+        >>> model = llama3(vocab_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
+        ...                embed_dim=16, max_seq_len=32)
+        >>> folder = tempfile.mkdtemp()
+        >>> torch.save(model.state_dict(), f"{folder}/model.pt")
+        >>> ckpt = FullModelTorchTuneCheckpointer(
+        ...     checkpoint_dir=folder, checkpoint_files=["model.pt"],
+        ...     model_type="LLAMA3", output_dir=tempfile.mkdtemp())
+        >>> model.load_state_dict(ckpt.load_checkpoint()["model"])
+        <All keys matched successfully>
 
         In YAML::
 
