@@ -1,11 +1,8 @@
 """Messages, conversation transforms, prompt templates, and row → sample tokenization."""
 
-from raytune_chat.data._collate import (
-    PackedCollate,
-    PaddedCollate,
-    padded_collate_packed,
-    padded_collate_sft,
-)
+from typing import TYPE_CHECKING
+
+from raytune_chat._lazy import lazy_exports
 from raytune_chat.data._common import (
     CROSS_ENTROPY_IGNORE_IDX,
     DROPPED_KINDS,
@@ -40,6 +37,17 @@ from raytune_chat.data._sample import (
     tokenize_conversation,
     tokenize_row,
 )
+
+# Collate code needs torch; imported on first use (tokenizer actors never use it).
+if TYPE_CHECKING:
+    from raytune_chat.data._collate import (
+        PackedCollate,
+        PaddedCollate,
+        padded_collate_packed,
+        padded_collate_sft,
+    )
+
+__getattr__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "CROSS_ENTROPY_IGNORE_IDX",

@@ -15,12 +15,23 @@ Example (streams the 800 bundled conversations through a local Ray cluster):
     True
 """
 
+from typing import TYPE_CHECKING
+
+from raytune_chat._lazy import lazy_exports
 from raytune_chat.datasets._batches import iter_chat_batches
 from raytune_chat.datasets._chat_dataset import ChatDatasetInfo, chat_dataset, chat_dataset_info
-from raytune_chat.datasets._collate_fns import PackedCollateFn, PaddedCollateFn
 from raytune_chat.datasets._ledger import ChatDatasetStats
 from raytune_chat.datasets._quarantine import TooManyRejectedRows, read_rejects
 from raytune_chat.datasets._readers import DataFileUnreadable
+
+# The collate classes need torch: imported on first use, not in every Ray Data actor.
+if TYPE_CHECKING:
+    from raytune_chat.datasets._collate_fns import (
+        PackedCollateFn,
+        PaddedCollateFn,
+    )
+
+__getattr__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "ChatDatasetInfo",
