@@ -88,16 +88,20 @@ def copy_outputs_to_storage(
     fs, root = _filesystem(uri)
     output_dir = Path(settings.output_dir).resolve()
     if only is not None:
-        files = [Path(p) for p in only]
+        files = {_storage_name(Path(p), output_dir): Path(p) for p in only}
     else:
-        files = [
-            f
+        files = {
+            f.relative_to(output_dir).as_posix(): f
             for f in sorted(output_dir.rglob("*"))
             if f.relative_to(output_dir).parts[0] not in _NOT_COPIED
-        ]
-        files += [f for folder in extra for f in sorted(Path(folder).rglob("*"))]
-    for file in dict.fromkeys(f.resolve() for f in files if f.is_file()):  # each once
-        _upload(file, fs, f"{root}/{_storage_name(file, output_dir)}")
+        }
+        for folder in map(Path, extra):
+            top = _storage_name(folder, output_dir)
+            for f in sorted(folder.rglob("*")):
+                files[f"{top}/{f.relative_to(folder).as_posix()}"] = f
+    for name, file in files.items():
+        if file.is_file():
+            _upload(file, fs, f"{root}/{name}")
     return uri
 
 
