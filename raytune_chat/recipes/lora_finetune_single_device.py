@@ -148,9 +148,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             )
             if spent:
                 break
-    training.save_final_outputs(model, checkpointer, cfg, settings, epoch=last_epoch)
+    final = training.save_final_outputs(model, checkpointer, cfg, settings, epoch=last_epoch)
     for log in [*loggers, *([row_log] if row_log else [])]:
         log.close()
+    # output_dir is this node's disk, maybe not the driver's: with `ray.storage_path` set
+    # the outputs go to `<storage_path>/<name>/outputs/` too.
+    training.copy_outputs_to_storage(settings, [final])
 
 
 # --- one epoch: steps -> log -> report ----------------------------------------------------

@@ -33,6 +33,7 @@ from raytune_chat.training._loop import (
 from raytune_chat.training._loss_plot import plot_loss
 from raytune_chat.training._outputs import adapter_config, save_final_outputs, write_peft_adapter
 from raytune_chat.training._precision import get_dtype
+from raytune_chat.training._storage import copy_outputs_to_storage
 from raytune_chat.training._summary import print_start, print_summary, write_summary
 from raytune_chat.training._train_state import (
     TrainPosition,
@@ -109,6 +110,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_profiler",
+    "copy_outputs_to_storage",
     "data_fields",
     "epoch_over",
     "follow_plan",

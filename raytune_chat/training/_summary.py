@@ -1,4 +1,9 @@
-"""The run summary a recipe prints and writes to `<output_dir>/summary.json` (no Ray)."""
+"""The run summary a recipe prints and writes to `<output_dir>/summary.json` (no Ray).
+
+With `ray.storage_path` set the summary and the loss plot also go to
+`<storage_path>/<ray.name>/outputs/`, and the metrics are read from there when rank 0 ran on
+another node than the driver (`raytune_chat.training._storage`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from raytune_chat.training._loss_plot import plot_loss
+from raytune_chat.training._storage import copy_outputs_to_storage, fetch_output, output_in_storage
 from raytune_chat.training.checkpointing import ADAPTER_MODEL_FNAME
 from raytune_chat.training.metric_logging import read_metrics
 from raytune_chat.training.recipe_config import RecipeSettings
@@ -16,13 +22,15 @@ __all__ = ["print_start", "print_summary", "write_summary"]
 _ADAPTER_FILES = (f"{ADAPTER_MODEL_FNAME}.safetensors", f"{ADAPTER_MODEL_FNAME}.pt")
 
 
-def _final_adapter_folder(cfg: dict[str, Any], settings: RecipeSettings, epoch: int) -> Path | None:
-    """The folder the workers' `save_final_outputs` wrote the last epoch's adapter to."""
+def _final_adapter_folder(cfg: dict[str, Any], settings: RecipeSettings, epoch: int) -> str | None:
+    """The folder rank 0's `save_final_outputs` wrote the last epoch's adapter to: here when
+    rank 0 ran on this node, else its copy in storage."""
     checkpointer = cfg.get("checkpointer")
     root = Path((checkpointer or {}).get("output_dir") or settings.output_dir)
     folder = root / f"epoch_{epoch}"
-    written = any((folder / name).exists() for name in _ADAPTER_FILES)
-    return folder if written else None
+    if any((folder / name).exists() for name in _ADAPTER_FILES):
+        return str(folder)
+    return output_in_storage(settings, folder)
 
 
 def _checkpoint_uri(checkpoint: Any) -> str | None:
@@ -65,6 +73,8 @@ def write_summary(
     """
     out = Path(settings.output_dir)
     records = []
+    if not (out / "metrics.jsonl").exists():  # rank 0 ran on another node: its copy
+        fetch_output(settings, "metrics.jsonl", out / "metrics.jsonl")
     if (out / "metrics.jsonl").exists():
         plot_loss(out / "metrics.jsonl", out / "loss.png")
         records = read_metrics(out / "metrics.jsonl")
@@ -99,13 +109,15 @@ def write_summary(
         },
         "seed": metrics.get("seed"),
         "wall_seconds": round(wall, 1),
-        "adapter": str(adapter) if adapter else None,
+        "adapter": adapter,
         "loss_plot": str(out / "loss.png") if records else None,
         "metrics": str(out / "metrics.jsonl"),
         "checkpoint": _checkpoint_uri(result.checkpoint),
         "adapter_in_storage": _adapter_in_storage(result.checkpoint),
+        "outputs_in_storage": output_in_storage(settings, out),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    copy_outputs_to_storage(settings, only=[out / "summary.json", out / "loss.png"])
     return summary
 
 

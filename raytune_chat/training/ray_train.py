@@ -90,7 +90,7 @@ def chat_datasets(cfg: dict[str, Any], settings: RecipeSettings) -> tuple[Any, d
 
 def scaling_config(settings: RecipeSettings) -> ScalingConfig:
     """`ray.num_workers` workers, on GPUs when `ray.use_gpu` says so ("auto": when the
-    cluster has one and `device` is cuda)."""
+    cluster has one and `device` is cuda), on the nodes `ray.label_selector` names."""
     use_gpu = settings.ray.use_gpu
     if use_gpu == "auto":
         use_gpu = settings.device == "cuda" and ray.cluster_resources().get("GPU", 0) > 0
@@ -98,6 +98,7 @@ def scaling_config(settings: RecipeSettings) -> ScalingConfig:
         num_workers=settings.ray.num_workers,
         use_gpu=bool(use_gpu),
         resources_per_worker=settings.ray.resources_per_worker,
+        label_selector=settings.ray.label_selector,
     )
 
 

@@ -72,6 +72,10 @@ class RaySettings:
         name: run name under `storage_path`; rerunning the same name resumes it.
         max_failures: worker failures to recover from automatically (-1 = unlimited).
         num_to_keep: checkpoints kept in storage (None = all).
+        label_selector: node labels the workers must run on (Ray's `ScalingConfig.label_selector`):
+            one ``{label: value}`` for every worker, or a list with one per worker whose
+            first entry places rank 0 (``[{zone: a}, {zone: b}]``: rank 0 on a node started
+            with ``--labels zone=a``, rank 1 on one with ``zone=b``).
     """
 
     num_workers: int = 1
@@ -82,6 +86,7 @@ class RaySettings:
     name: str = "lora_finetune"
     max_failures: int = 0
     num_to_keep: int | None = 2
+    label_selector: dict[str, str] | list[dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,23 +14,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from raytune_chat import _jobs
-from tests.jobs._local_cluster import LocalRayCluster
+from tests.jobs._local_cluster import LocalRayCluster, runtime_env_without_pip
 from tests.s3 import moto_s3_server, upload_files
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "raytune_chat" / "_sample_data" / "sample_chat.json"
 BUCKET = "raytune-chat-e2e"
-TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 pytestmark = pytest.mark.slow
 
@@ -63,45 +60,6 @@ def cluster(s3):
         gone = c.wait_gone()
         shutil.rmtree(root, ignore_errors=True)
     assert gone, "processes of the test cluster survived stop()"
-
-
-def _ray_job(cluster: LocalRayCluster, *args: str) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).parent / "ray"), "job", *args]
-    cmd += ["--address", cluster.dashboard_address]
-    return subprocess.run(
-        cmd, env=cluster.client_env(), capture_output=True, text=True, timeout=120
-    )
-
-
-def _job_status(cluster: LocalRayCluster, job_id: str, token: str | None = None) -> str:
-    """The job's status from the job REST API, authenticated like the CLI (bearer token)."""
-    token = cluster.token_path.read_text().strip() if token is None else token
-    request = urllib.request.Request(
-        f"{cluster.dashboard_address}/api/jobs/{job_id}",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["status"]
-
-
-def _wait_for(cluster: LocalRayCluster, job_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    status = "UNKNOWN"
-    while time.monotonic() < deadline:
-        status = _job_status(cluster, job_id)
-        if status in TERMINAL:
-            return status
-        time.sleep(5)
-    return status
-
-
-def _test_runtime_env(tmp_path: Path) -> Path:
-    """The shipped template minus `pip`: the test nodes run from this repo's venv already."""
-    env = yaml.safe_load((REPO / "jobs" / "runtime_env.yaml").read_text())
-    env.pop("pip")
-    path = tmp_path / "runtime_env.yaml"
-    path.write_text(yaml.safe_dump(env))
-    return path
 
 
 def test_cluster_rejects_requests_without_the_token(cluster):
@@ -146,7 +104,7 @@ def test_tiny_config_runs_from_s3_to_s3_via_ray_job_submit(cluster, s3, tmp_path
     rc = _jobs.submit(
         run_args,
         address=cluster.dashboard_address,
-        runtime_env=_test_runtime_env(tmp_path),
+        runtime_env=runtime_env_without_pip(REPO, tmp_path),
         working_dir=REPO,
         submission_id=job_id,
         no_wait=True,
@@ -154,8 +112,8 @@ def test_tiny_config_runs_from_s3_to_s3_via_ray_job_submit(cluster, s3, tmp_path
         environ={k: v for k, v in cluster.client_env().items() if not k.startswith("AWS_")},
     )
     assert rc == 0
-    status = _wait_for(cluster, job_id, timeout=900)
-    logs = _ray_job(cluster, "logs", job_id).stdout
+    status = cluster.wait_for_job(job_id, timeout=900)
+    logs = cluster.ray_job("logs", job_id).stdout
     assert status == "SUCCEEDED", logs[-6000:]
     # The 64 conversations of the bucket were trained on, not the bundled local sample.
     assert re.search(r"rows_read\s+64\b", logs), logs[-3000:]

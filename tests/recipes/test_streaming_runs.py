@@ -23,7 +23,8 @@ import pytest
 from raytune_chat.config import load_config
 from raytune_chat.recipes import get_recipe
 from raytune_chat.training.metric_logging import read_metrics
-from tests.recipes._tiny import fast_overrides, sample_conversations
+from tests.recipes._runs import holding, logged_step, registered_step, row_log, two_workers
+from tests.recipes._tiny import sample_conversations
 
 pytestmark = pytest.mark.slow
 
@@ -42,32 +43,13 @@ def _jsonl(path: Path, rows: list, extra: list[bytes] = ()) -> Path:
     return path
 
 
-def _row_log(out: Path) -> dict[int, list[dict]]:
-    return {int(p.stem.split("_")[1]): read_metrics(p) for p in sorted((out / "row_ids").glob("*"))}
-
-
-def _two_workers(out: Path, data: Path | str, *extra: str) -> list[str]:
-    """Overrides of a 2-worker run on `data`, shuffled with a drawn seed, row ids logged."""
-    return [
-        *fast_overrides(out, data),
-        "ray.num_workers=2",
-        "ray.resources_per_worker={CPU: 0.25}",
-        "max_steps_per_epoch=null",
-        "shuffle=True",
-        "seed=null",
-        "log_row_ids=True",
-        "log_peak_memory_stats=False",
-        *extra,
-    ]
-
-
 def test_two_workers_uneven_files_two_epochs_tokenize_once_exact_counts(ray_cluster, tmp_path):
     """41 good rows in files of 33 and 8, 3 bad ones: 20 rows a rank, 10 steps an epoch."""
     good = sample_conversations(41, skip=400)
     _jsonl(tmp_path / "a.jsonl", good[:33], list(BAD))
     _jsonl(tmp_path / "b.jsonl", good[33:])
     out = tmp_path / "out"
-    overrides = _two_workers(
+    overrides = two_workers(
         out,
         tmp_path / "*.jsonl",
         "epochs=2",
@@ -90,7 +72,7 @@ def test_two_workers_uneven_files_two_epochs_tokenize_once_exact_counts(ray_clus
         assert r["rows_read"] == r["rows_kept"] + r["rows_rejected"]
     assert all(r["rows_tokenized"] == 44 for r in records if r["epoch"] == 1)
     assert records[-1]["plan"] == "exact (epoch)" and records[-1]["planned_steps"] == 20
-    logs = _row_log(out)
+    logs = row_log(out)
     assert sorted(logs) == [0, 1]
     by_epoch: dict[int, Counter] = {0: Counter(), 1: Counter()}
     for lines in logs.values():
@@ -105,38 +87,6 @@ def test_two_workers_uneven_files_two_epochs_tokenize_once_exact_counts(ray_clus
     assert {row >> 40 for row in by_epoch[0]} == {0, 1}
 
 
-def _registered_step(storage: Path) -> int:
-    """The step of the newest checkpoint Ray Train's controller has registered (0: none)."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
-        try:
-            results = json.loads(snapshot.read_text())["checkpoint_results"]
-        except (OSError, ValueError, KeyError):
-            return 0  # being written: look again
-        steps = [int(m) for m in re.findall(r"_(\d{7})", json.dumps(results))]
-        return max(steps, default=0)
-    return 0
-
-
-def _logged_step(out: Path) -> int:
-    path = out / "row_ids" / "rank_0.jsonl"
-    try:
-        return max((r["step"] for r in read_metrics(path)), default=0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _holding(folder: Path) -> list[psutil.Process]:
-    """This test's processes (Ray workers are children of its raylet) with files in `folder`."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if any(Path(f.path).is_relative_to(folder) for f in proc.open_files()):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def test_two_workers_killed_mid_epoch_resume_on_exactly_the_untrained_rows(ray_cluster, tmp_path):
     """`seed: null`, shuffled: the driver, then its workers, are killed after a checkpoint;
     a new driver (which draws another seed) resumes with the checkpoint's seed and order."""
@@ -144,7 +94,7 @@ def test_two_workers_killed_mid_epoch_resume_on_exactly_the_untrained_rows(ray_c
 
     data = _jsonl(tmp_path / "chat.jsonl", sample_conversations(80, skip=500))
     out = tmp_path / "out"
-    overrides = _two_workers(out, data, "save_every_n_steps=2")
+    overrides = two_workers(out, data, "save_every_n_steps=2")
     env = dict(os.environ, RAY_ADDRESS=ray.get_runtime_context().gcs_address)
     argv = [sys.executable, "-m", "raytune_chat._cli", "run", "lora_finetune_distributed"]
     first = subprocess.Popen(
@@ -157,17 +107,17 @@ def test_two_workers_killed_mid_epoch_resume_on_exactly_the_untrained_rows(ray_c
     )
     deadline = time.time() + 600
     while time.time() < deadline and first.poll() is None:
-        saved = _registered_step(out / "ray_results")
-        if saved and _logged_step(out) >= saved + 2:
+        saved = registered_step(out / "ray_results")
+        if saved and logged_step(out) >= saved + 2:
             break
         time.sleep(0.02)
     assert first.poll() is None, first.stdout.read()[-3000:]
     os.killpg(first.pid, signal.SIGKILL)  # the driver...
     printed = first.communicate()[0]
-    for proc in _holding(out):  # ...and its training workers, as when a node dies
+    for proc in holding(out):  # ...and its training workers, as when a node dies
         proc.kill()
-    psutil.wait_procs(_holding(out), timeout=60)
-    killed_at = _logged_step(out)
+    psutil.wait_procs(holding(out), timeout=60)
+    killed_at = logged_step(out)
     seed = int(re.search(r"seed (\d+) \(drawn", printed).group(1))
 
     cfg = load_config("tiny/llama3_lora_cpu", overrides)
@@ -177,7 +127,7 @@ def test_two_workers_killed_mid_epoch_resume_on_exactly_the_untrained_rows(ray_c
     resumed_from = records[-1]["resumed_from_step"]
     assert 2 <= resumed_from < killed_at < 20  # killed mid-epoch, after some unsaved steps
     trained: Counter = Counter()
-    for rank, lines in _row_log(out).items():
+    for rank, lines in row_log(out).items():
         assert [line["step"] for line in lines] == list(range(1, 21)), rank
         for line in lines:
             trained.update(line["row_ids"])
