@@ -25,6 +25,7 @@ __all__ = [
     "RaySettings",
     "RecipeSettings",
     "RESUME_WARNING",
+    "build_settings",
     "parse_settings",
     "validate_config",
 ]
@@ -164,6 +165,20 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key != "ray":
             _check(f"{prefix}{key}", value, hints[key])
     return cls(**values)
+
+
+def build_settings(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """`cls(**values)` for a settings dataclass, each key checked against its fields and
+    type hints (the generation recipes' settings use it too).
+
+    Raises:
+        ConfigError: naming an unknown key (with `prefix`) or a value of the wrong type.
+
+    Example:
+        >>> build_settings(RaySettings, {"num_workers": 2}, "ray.").num_workers
+        2
+    """
+    return _build(cls, values, prefix)
 
 
 def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
