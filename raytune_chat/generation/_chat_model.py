@@ -16,7 +16,7 @@ from raytune_chat.generation._model import load_generation_model
 from raytune_chat.generation._prompts import chat_prompt
 from raytune_chat.generation._settings import GenerateSettings
 
-__all__ = ["Answer", "ChatModel", "generation_device"]
+__all__ = ["Answer", "ChatModel", "decode_known", "generation_device"]
 
 
 def generation_device(name: str) -> torch.device:
@@ -78,4 +78,34 @@ class ChatModel:
             top_k=self.settings.top_k,
             generator=self._generator(),
         )
-        return Answer(prompt, result, self.tokenizer.decode(result.tokens))
+        return Answer(prompt, result, decode_known(self.tokenizer, result.tokens))
+
+
+def decode_known(tokenizer: Any, tokens: Sequence[int]) -> str:
+    """Decode `tokens`, each id the tokenizer cannot decode written as U+FFFD.
+
+    A model's vocabulary may be larger than its tokenizer's (padded, or the cl100k stand-in
+    under Llama3's 128256 ids); a model that has not learned that yet may produce such ids,
+    and its answer must still print.
+
+    Example:
+        >>> from raytune_chat.config import asset_path
+        >>> from raytune_chat.models.llama3 import llama3_tokenizer
+        >>> tok = llama3_tokenizer(str(asset_path("cl100k_base")))
+        >>> decode_known(tok, tok.encode("Hi", add_bos=False, add_eos=False) + [110000])
+        'Hi\ufffd'
+    """
+    try:
+        return tokenizer.decode(list(tokens))
+    except (KeyError, ValueError):
+        pass
+    parts, run = [], []
+    for token in tokens:
+        try:
+            tokenizer.decode([token])
+        except (KeyError, ValueError):
+            parts += [tokenizer.decode(run), "\ufffd"]
+            run = []
+        else:
+            run.append(token)
+    return "".join([*parts, tokenizer.decode(run)])

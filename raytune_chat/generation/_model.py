@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from raytune_chat.config import ConfigError, instantiate
-from raytune_chat.models.convert_weights import peft_to_tune_adapter_weights
+from raytune_chat.models.convert_weights import hf_to_tune, peft_to_tune_adapter_weights
 from raytune_chat.modules.peft import LoRALinear, get_adapter_params
 from raytune_chat.training import (
     get_dtype,
@@ -25,7 +25,8 @@ __all__ = ["load_generation_model", "read_peft_adapter"]
 
 
 def read_peft_adapter(path: str | Path, model: nn.Module) -> dict[str, torch.Tensor]:
-    """The adapter in PEFT folder `path` (ours, or one `peft` saved) in `model`'s names.
+    """The adapter in PEFT folder `path` (ours, or one `peft` saved) in `model`'s names,
+    with any base weight `peft` saved beside it (a targeted ``lm_head``).
 
     Raises:
         ConfigError: on ``adapter`` when the folder lacks the PEFT files, or its rank or
@@ -49,13 +50,22 @@ def read_peft_adapter(path: str | Path, model: nn.Module) -> dict[str, torch.Ten
                 "adapter", f"{config_file} has {key}={config.get(key)}, the model section {ours}"
             )
     attn = model.layers[0].attn
-    return peft_to_tune_adapter_weights(
-        load_file(weights),
+    shape = dict(
         num_heads=attn.num_heads,
         num_kv_heads=attn.num_kv_heads,
         dim=attn.embed_dim,
         head_dim=attn.head_dim,
     )
+    # `peft` saves the base weight of a targeted lm_head / embedding too
+    # (save_embedding_layers="auto", for resized vocabularies); it goes in as a base weight.
+    state = load_file(weights)
+    saved_base = {
+        k.removeprefix("base_model.model.").replace(".base_layer.", "."): v
+        for k, v in state.items()
+        if ".base_layer." in k
+    }
+    adapter = {k: v for k, v in state.items() if ".base_layer." not in k}
+    return peft_to_tune_adapter_weights(adapter, **shape) | hf_to_tune(saved_base, **shape)
 
 
 def _check_filled(missing: list[str], unexpected: list[str], key: str) -> None:
