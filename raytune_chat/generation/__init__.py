@@ -12,6 +12,7 @@ from raytune_chat.generation._prompts import (
     first_user_turn_prompt,
     messages_from_prompt,
     prompt_before_first_answer,
+    validation_prompts,
 )
 from raytune_chat.generation._sampling import is_greedy, sample_next_token
 from raytune_chat.generation._settings import (
@@ -44,4 +45,5 @@ __all__ = [
     "read_peft_adapter",
     "sample_next_token",
     "stop_token_share",
+    "validation_prompts",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from raytune_chat.data import Message
 
 __all__ = [
+    "validation_prompts",
     "chat_prompt",
     "first_user_turn_prompt",
     "messages_from_prompt",
@@ -74,6 +75,35 @@ def prompt_before_first_answer(tokenizer: Any, tokens: Sequence[int]) -> list[in
         if ids[i : i + len(header)] == header:
             return ids[: i + len(header)]
     return None
+
+
+def validation_prompts(
+    tokenizer: Any, token_rows: Iterable[Sequence[int]], n: int
+) -> Iterator[list[int]]:
+    """The first-user-turn prompts of the first `n` validation rows that have one.
+
+    `token_rows` are tokenized rows as the validation set streams them (padding after the
+    row is harmless: the cut comes before it; a packed row gives its first conversation).
+    Rows without an assistant header (cut by ``max_seq_len``) are passed over.
+
+    Example:
+        >>> from raytune_chat.config import asset_path
+        >>> from raytune_chat.models.llama3 import llama3_tokenizer
+        >>> tok = llama3_tokenizer(str(asset_path("cl100k_base")))
+        >>> rows = [tok.tokenize_messages([Message("user", q), Message("assistant", "A")])[0]
+        ...         for q in ("One?", "Two?", "Three?")]
+        >>> [tok.decode(p) for p in validation_prompts(tok, [[1, 2], *rows], 2)]
+        ['One?', 'Two?']
+    """
+    if n <= 0:
+        return
+    for row in token_rows:
+        prompt = prompt_before_first_answer(tokenizer, row)
+        if prompt is not None:
+            yield prompt
+            n -= 1
+            if n == 0:
+                return
 
 
 def messages_from_prompt(row: Mapping[str, Any]) -> list[Message]:

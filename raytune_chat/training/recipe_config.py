@@ -93,7 +93,10 @@ class RecipeSettings:
     `max_trained_tokens` once that many tokens (all ranks) have been in the loss, whichever
     comes first, `epochs` still being an upper bound (torchtitan-style budgets);
     `log_row_ids` makes every rank write the row ids of each step to
-    `<output_dir>/row_ids/rank_<r>.jsonl`.
+    `<output_dir>/row_ids/rank_<r>.jsonl`; `eval_generate_n` (0 = off) is how many
+    validation prompts (first user turn) are generated from greedily at the end of the run,
+    up to `eval_max_new_tokens` tokens each, to report the share that ends with a stop token
+    (`raytune_chat.generation.stop_token_share`; needs a validation set).
 
     `resume_from_checkpoint` is accepted but does nothing: Ray Train resumes a run from its
     latest checkpoint whenever it is started again with the same `ray.name` and
@@ -109,6 +112,8 @@ class RecipeSettings:
     max_steps: int | None = None
     max_trained_tokens: int | None = None
     log_row_ids: bool = False
+    eval_generate_n: int = 0
+    eval_max_new_tokens: int = 64
     gradient_accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     compile: bool = False
@@ -210,6 +215,10 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     for key in ("batch_size", "epochs", "gradient_accumulation_steps", "log_every_n_steps"):
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1")
+    if settings.eval_generate_n < 0:
+        raise ConfigError("eval_generate_n", "must be at least 0 (0 = no stop share)")
+    if settings.eval_max_new_tokens < 1:
+        raise ConfigError("eval_max_new_tokens", "must be at least 1")
     for key in ("max_steps_per_epoch", "max_steps", "max_trained_tokens"):
         if getattr(settings, key) is not None and getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1 (or null)")

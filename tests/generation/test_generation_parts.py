@@ -129,3 +129,18 @@ def test_chat_answers_each_turn_with_the_conversation_so_far(monkeypatch, capsys
     assert "config error: adapter: /nope/adapter_model.safetensors not found" in (
         capsys.readouterr().err
     )
+
+
+def test_tiny_generate_config_draws_the_base_weights_the_tiny_demo_trained_on():
+    """tiny/llama3_generate_cpu applies the demo's adapter on random base weights: the same
+    ones only because both configs build the same model from the same seed."""
+    from raytune_chat.generation import ChatModel
+    from raytune_chat.training import build_model, parse_settings
+
+    train_cfg = load_config("tiny/llama3_lora_cpu")
+    trained, _ = build_model(train_cfg, parse_settings(train_cfg), torch.device("cpu"))
+    gen_cfg = load_config("tiny/llama3_generate_cpu", ["adapter=null"])
+    chat = ChatModel(gen_cfg, parse_generate_settings(gen_cfg))
+    ours = chat.model.state_dict()
+    base = {k: v for k, v in trained.state_dict().items() if "lora_" not in k}
+    assert base and all(torch.equal(v, ours[k]) for k, v in base.items())
