@@ -5,6 +5,7 @@ raytune-chat cp llama3/8B_lora_single_device custom.yaml
 raytune-chat cp lora_finetune_single_device my_recipe.py
 raytune-chat run lora_finetune_single_device --config custom.yaml epochs=15 ~profiler
 raytune-chat run ./my_recipe.py --config custom.yaml
+raytune-chat run generate --config generation adapter=/tmp/out/epoch_0 --chat
 raytune-chat validate custom.yaml
 raytune-chat preview custom.yaml -n 3
 raytune-chat prepare custom.yaml --out s3://bucket/tokenized/
@@ -42,7 +43,8 @@ def _run(args: argparse.Namespace) -> None:
     from raytune_chat.config import load_config
     from raytune_chat.recipes import get_recipe
 
-    get_recipe(args.recipe)(load_config(args.config, args.overrides))
+    overrides = [*args.overrides, "chat=true"] if args.chat else args.overrides
+    get_recipe(args.recipe)(load_config(args.config, overrides))
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -79,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a recipe")
     run.add_argument("recipe", help="a recipe name, or the path of a recipe file (a copy)")
     run.add_argument("--config", required=True)
+    run.add_argument("--chat", action="store_true", help="generate: talk in turns (chat=true)")
     run.set_defaults(fn=_run)
     for name, fn, text in (
         ("validate", _validate, "check a config without running anything"),

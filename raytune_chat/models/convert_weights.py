@@ -24,6 +24,7 @@ __all__ = [
     "tune_to_hf",
     "tune_to_peft_adapter_weights",
     "tune_to_peft_adapter_config",
+    "peft_to_tune_adapter_weights",
 ]
 
 # Meta (consolidated.00.pth) -> torchtune
@@ -287,6 +288,37 @@ def tune_to_peft_adapter_weights(
         only=_PEFT_ROWS,
     )
     return _convert(state_dict, _peft_table(), permute)
+
+
+def peft_to_tune_adapter_weights(
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    num_heads: int,
+    num_kv_heads: int,
+    dim: int,
+    head_dim: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`tune_to_peft_adapter_weights`: a PEFT adapter (ours, or one `peft`
+    wrote for a Llama) in torchtune's names and the interleaved RoPE layout.
+
+    Raises:
+        KeyError: naming a key that is no LoRA/DoRA entry of a Llama module.
+
+    Example:
+        >>> sd = {"base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight":
+        ...       torch.zeros(2, 4)}
+        >>> list(peft_to_tune_adapter_weights(sd, num_heads=2, num_kv_heads=1, dim=4))
+        ['layers.0.attn.v_proj.lora_a.weight']
+    """
+    permute = _rope_rows(
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        dim=dim,
+        head_dim=head_dim,
+        to_hf=False,
+        only=(".lora_b.", ".magnitude"),
+    )
+    return _convert(state_dict, _invert(_peft_table()), permute)
 
 
 def tune_to_peft_adapter_config(

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from raytune_chat.modules.feed_forward import (
         FeedForward,
     )
+    from raytune_chat.modules.kv_cache import (
+        KVCache,
+    )
     from raytune_chat.modules.position_embeddings import (
         Llama3ScaledRoPE,
         RotaryPositionalEmbeddings,
@@ -32,6 +35,7 @@ __getattr__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "FeedForward",
+    "KVCache",
     "Llama3ScaledRoPE",
     "MultiHeadAttention",
     "RMSNorm",

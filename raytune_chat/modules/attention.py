@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from raytune_chat.modules.attention_utils import AttentionMask, attend
+from raytune_chat.modules.kv_cache import KVCache
 from raytune_chat.modules.position_embeddings import RotaryPositionalEmbeddings
 
 __all__ = ["MultiHeadAttention"]
@@ -16,7 +17,8 @@ class MultiHeadAttention(nn.Module):
 
     The projections are passed in, so a builder decides whether each is an ``nn.Linear`` or
     a ``LoRALinear``; their attribute names (``q_proj``, ``k_proj``, ``v_proj``,
-    ``output_proj``) match torchtune's.
+    ``output_proj``) match torchtune's. After :meth:`setup_cache` (generation) each call
+    appends its keys and values to a :class:`KVCache` and attends over all cached positions.
 
     Args:
         embed_dim: Model width.
@@ -68,6 +70,23 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = v_proj
         self.output_proj = output_proj
         self.pos_embeddings = pos_embeddings
+        self.kv_cache: KVCache | None = None
+
+    def setup_cache(self, batch_size: int, dtype: torch.dtype, max_seq_len: int) -> None:
+        """Give the layer a KV cache of `max_seq_len` positions on its weights' device."""
+        self.kv_cache = KVCache(
+            batch_size=batch_size,
+            max_seq_len=max_seq_len,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            dtype=dtype,
+            device=self.output_proj.weight.device,
+        )
+
+    def reset_cache(self) -> None:
+        """Empty the KV cache (it keeps its buffers)."""
+        if self.kv_cache is not None:
+            self.kv_cache.reset()
 
     def forward(
         self,
@@ -85,6 +104,20 @@ class MultiHeadAttention(nn.Module):
         k = self.pos_embeddings(k, input_pos=input_pos)
         # (b, heads, s, head_dim) for attention
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if self.kv_cache is not None:
+            start = self.kv_cache.size
+            k, v = self.kv_cache.update(k, v)  # (b, n_kv_heads, start + s, head_dim)
+            if start and mask is None:
+                # Causal over the cache: the query at position start + i sees keys 0..start + i
+                # (SDPA's is_causal would align the query block with the cache's first keys).
+                mask = _causal_after(start, s, b, x.device)
         dropout_p = self.attn_dropout if self.training else 0.0
         out = attend(q, k, v, mask=mask, dropout_p=dropout_p)  # (b, n_heads, s, head_dim)
         return self.output_proj(out.transpose(1, 2).reshape(b, s, -1))
+
+
+def _causal_after(start: int, s: int, b: int, device: torch.device) -> torch.Tensor:
+    """Bool (b, s, start + s) mask: query i (at position start + i) sees keys up to it."""
+    keys = torch.arange(start + s, device=device)
+    queries = torch.arange(start, start + s, device=device)
+    return (keys[None, :] <= queries[:, None]).expand(b, s, start + s)

@@ -78,6 +78,10 @@ class TransformerDecoder(nn.Module):
     dtype, or, after :meth:`set_num_output_chunks`, a list of logits chunks split along the
     sequence (so the loss can upcast one chunk at a time).
 
+    For generation, :meth:`setup_caches` gives every attention layer a KV cache (torchtune's
+    names): each forward then appends its positions to the caches, so a prompt is fed once
+    and each new token alone; positions continue from what the caches hold.
+
     Args:
         tok_embeddings: Token embedding.
         layers: The transformer blocks.
@@ -120,6 +124,41 @@ class TransformerDecoder(nn.Module):
         """Return logits as this many sequence chunks (0 = one tensor); pairs with the loss."""
         self.num_output_chunks = num_output_chunks
 
+    def setup_caches(
+        self, batch_size: int, dtype: torch.dtype, *, decoder_max_seq_len: int | None = None
+    ) -> None:
+        """Give each attention layer an empty KV cache of `decoder_max_seq_len` positions
+        (default `max_seq_len`) for `batch_size` rows, on the model's device.
+
+        Example:
+            >>> from raytune_chat.models.llama3 import llama3
+            >>> model = llama3(vocab_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+            ...                embed_dim=8, max_seq_len=16)
+            >>> model.setup_caches(batch_size=1, dtype=torch.float32)
+            >>> model.caches_are_enabled(), model(torch.tensor([[1, 2]])).shape
+            (True, torch.Size([1, 2, 32]))
+            >>> model(torch.tensor([[3]])).shape  # the next token, at position 2
+            torch.Size([1, 1, 32])
+            >>> model.remove_caches(); model.caches_are_enabled()
+            False
+        """
+        for layer in self.layers:
+            layer.attn.setup_cache(batch_size, dtype, decoder_max_seq_len or self.max_seq_len)
+
+    def caches_are_enabled(self) -> bool:
+        """Whether forward reads and extends the KV caches."""
+        return self.layers[0].attn.kv_cache is not None
+
+    def reset_caches(self) -> None:
+        """Empty the KV caches for a new prompt."""
+        for layer in self.layers:
+            layer.attn.reset_cache()
+
+    def remove_caches(self) -> None:
+        """Drop the KV caches: forward attends over its input alone again (training)."""
+        for layer in self.layers:
+            layer.attn.kv_cache = None
+
     def forward(
         self,
         tokens: torch.Tensor,
@@ -134,7 +173,7 @@ class TransformerDecoder(nn.Module):
             mask: None for causal attention over the whole row, or a block-causal mask from
                 :func:`~raytune_chat.modules.attention_utils.packed_block_causal_mask`.
             input_pos: (b, s) positions for RoPE (restarting per packed conversation);
-                default ``0..s-1``.
+                default ``0..s-1``, or with caches the positions after those cached.
 
         Returns:
             Logits (b, s, vocab), or a list of (b, s_i, vocab) chunks.
@@ -142,9 +181,12 @@ class TransformerDecoder(nn.Module):
         Raises:
             ValueError: If the sequence is longer than ``max_seq_len``.
         """
-        s = tokens.shape[1]
-        if s > self.max_seq_len:
-            raise ValueError(f"sequence length {s} exceeds max_seq_len={self.max_seq_len}")
+        b, s = tokens.shape
+        start = self.layers[0].attn.kv_cache.size if self.caches_are_enabled() else 0
+        if start + s > self.max_seq_len:
+            raise ValueError(f"sequence length {start + s} exceeds max_seq_len={self.max_seq_len}")
+        if start and input_pos is None:
+            input_pos = torch.arange(start, start + s, device=tokens.device).expand(b, s)
         h = self.tok_embeddings(tokens)  # (b, s, embed_dim)
         for layer in self.layers:  # training.set_activation_checkpointing wraps each one
             h = layer(h, mask=mask, input_pos=input_pos)

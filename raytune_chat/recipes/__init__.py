@@ -1,4 +1,5 @@
-"""Recipes: `lora_finetune_single_device` and `lora_finetune_distributed` on Ray Train.
+"""Recipes: `lora_finetune_single_device` and `lora_finetune_distributed` on Ray Train;
+`generate` (plain torch) and `generate_batch` (Ray Data) to try the result.
 
 Each recipe is one file that reads top to bottom (dataset -> trainer -> worker loop -> step ->
 report -> outputs); the pieces they share live in `raytune_chat.training`. A recipe is named
@@ -25,6 +26,8 @@ __all__ = ["RECIPES", "copy_recipe", "get_recipe", "recipe_file", "validate_conf
 RECIPES: dict[str, str] = {
     "lora_finetune_single_device": "raytune_chat.recipes.lora_finetune_single_device",
     "lora_finetune_distributed": "raytune_chat.recipes.lora_finetune_distributed",
+    "generate": "raytune_chat.recipes.generate",
+    "generate_batch": "raytune_chat.recipes.generate_batch",
 }
 
 

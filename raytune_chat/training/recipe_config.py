@@ -25,6 +25,7 @@ __all__ = [
     "RaySettings",
     "RecipeSettings",
     "RESUME_WARNING",
+    "build_settings",
     "parse_settings",
     "validate_config",
 ]
@@ -97,7 +98,10 @@ class RecipeSettings:
     `max_trained_tokens` once that many tokens (all ranks) have been in the loss, whichever
     comes first, `epochs` still being an upper bound (torchtitan-style budgets);
     `log_row_ids` makes every rank write the row ids of each step to
-    `<output_dir>/row_ids/rank_<r>.jsonl`.
+    `<output_dir>/row_ids/rank_<r>.jsonl`; `eval_generate_n` (0 = off) is how many
+    validation prompts (first user turn) are generated from greedily at the end of the run,
+    up to `eval_max_new_tokens` tokens each, to report the share that ends with a stop token
+    (`raytune_chat.generation.stop_token_share`; needs a validation set).
 
     `resume_from_checkpoint` is accepted but does nothing: Ray Train resumes a run from its
     latest checkpoint whenever it is started again with the same `ray.name` and
@@ -113,6 +117,8 @@ class RecipeSettings:
     max_steps: int | None = None
     max_trained_tokens: int | None = None
     log_row_ids: bool = False
+    eval_generate_n: int = 0
+    eval_max_new_tokens: int = 64
     gradient_accumulation_steps: int = 1
     clip_grad_norm: float | None = None
     compile: bool = False
@@ -171,6 +177,20 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     return cls(**values)
 
 
+def build_settings(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """`cls(**values)` for a settings dataclass, each key checked against its fields and
+    type hints (the generation recipes' settings use it too).
+
+    Raises:
+        ConfigError: naming an unknown key (with `prefix`) or a value of the wrong type.
+
+    Example:
+        >>> build_settings(RaySettings, {"num_workers": 2}, "ray.").num_workers
+        2
+    """
+    return _build(cls, values, prefix)
+
+
 def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     """Split a config into `RecipeSettings`; sections are left to `validate_config`.
 
@@ -200,6 +220,10 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
     for key in ("batch_size", "epochs", "gradient_accumulation_steps", "log_every_n_steps"):
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1")
+    if settings.eval_generate_n < 0:
+        raise ConfigError("eval_generate_n", "must be at least 0 (0 = no stop share)")
+    if settings.eval_max_new_tokens < 1:
+        raise ConfigError("eval_max_new_tokens", "must be at least 1")
     for key in ("max_steps_per_epoch", "max_steps", "max_trained_tokens"):
         if getattr(settings, key) is not None and getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1 (or null)")

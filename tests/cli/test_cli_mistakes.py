@@ -40,7 +40,7 @@ def test_unknown_recipe_through_the_console_script():
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [
         "raytune-chat: config error: recipe: unknown recipe 'lora_finetune_single_devise'; "
-        "known: lora_finetune_single_device, lora_finetune_distributed"
+        "known: lora_finetune_single_device, lora_finetune_distributed, generate, generate_batch"
     ]
 
 
