@@ -261,9 +261,9 @@ def _validate(parts: training.WorkerParts, position: training.TrainPosition) -> 
     data = parts.val_data.stats()
     if data.complete:
         parts.val_data.check_rejected(data)  # counted apart from the training rows
-    record = training.val_record(stats, data)
+    val = training.val_record(stats, data)
     for logger in parts.loggers:
-        logger.log_dict(record, step=position.global_step)
+        logger.log_dict(val, step=position.global_step)
 
 
 def _end_epoch(
