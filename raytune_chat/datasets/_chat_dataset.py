@@ -35,6 +35,7 @@ from raytune_chat.datasets._readers import (
     FileSample,
     sample_file,
 )
+from raytune_chat.datasets._split import SplitPart, parse_split
 from raytune_chat.datasets._token_store import (
     TokenStore,
     find_store,
@@ -226,8 +227,11 @@ def _store_inputs(
     }
 
 
-def _prior(sample: FileSample, rows: RowTokenizer, max_seq_len: int | None) -> Prior:
-    """The rows, kept share and packing density that the sampled records predict."""
+def _prior(
+    sample: FileSample, rows: RowTokenizer, max_seq_len: int | None, part: SplitPart
+) -> Prior:
+    """The rows, kept share and packing density that the sampled records predict (of the
+    split's `part` of the records)."""
     kept = []
     for raw in sample.records:
         try:
@@ -241,7 +245,8 @@ def _prior(sample: FileSample, rows: RowTokenizer, max_seq_len: int | None) -> P
     if max_seq_len and kept:
         mean = sum(min(n, max_seq_len) for n in kept) / len(kept)
         per_pack = max(1.0, _ASSUMED_FILL * max_seq_len / mean)
-    return Prior(sample.records_per_byte, share, per_pack)
+    per_byte = sample.records_per_byte
+    return Prior(None if per_byte is None else per_byte * part.fraction, share, per_pack)
 
 
 def _read_store(store: TokenStore) -> Dataset:
@@ -335,7 +340,10 @@ def chat_dataset(
         conversation_style: ``"sharegpt"`` or ``"openai"``.
         data_files: a path, glob, directory, list of them, or ``{split: files}``; local or
             any fsspec URI, optionally ``.gz`` / ``.zst`` / ``.bz2``.
-        split: which split of ``data_files``.
+        split: which split of ``data_files``, or a percent part of it (``"train[:90%]"``,
+            ``"train[90%:]"``: disjoint parts of the same files, e.g. for ``dataset_val``;
+            row ``k`` of a file is in percent bucket ``(k * 61) % 100``, see
+            ``raytune_chat.datasets._split``).
         train_on_input: also train on system and user turns.
         new_system_prompt: replace the data's system turns with this one.
         packed: pack conversations into rows of ``tokenizer.max_seq_len``.
@@ -400,10 +408,13 @@ def chat_dataset(
         storage_options=options,
     )
     capacity = max_seq_len if packed else None
+    part = parse_split(split)
     if source == "tokenized":
+        if not part.whole:
+            raise ValueError(f"split {split!r}: a token store is read whole, not in parts")
         store = _tokenized_store(data_files, split, options)
         return _from_store(store, common, capacity, rejected_path)
-    files = _list_files(source, data_files, split=split, storage_options=options)
+    files = _list_files(source, data_files, split=part.name, storage_options=options)
     sample = sample_file(files[0], storage_options=options)
     _check_column(files[0], sample, conversation_column)
     if not ray.is_initialized():
@@ -432,12 +443,12 @@ def chat_dataset(
     rows = RowTokenizer(tokenizer, transform, filter_fn, truncation)
     ledger = start_ledger(
         file_sizes=[f.size for f in files],
-        prior=_prior(sample, rows, max_seq_len),
+        prior=_prior(sample, rows, max_seq_len, part),
         pack_capacity=capacity,
         store=store,
     )
     datasource = ChatFilesDatasource(
-        files, storage_options=options, block_bytes=_BLOCK_BYTES, ledger=ledger
+        files, storage_options=options, block_bytes=_BLOCK_BYTES, ledger=ledger, part=part
     )
     # One read task per file already yields many small blocks: no further splitting.
     ds = ray.data.read_datasource(datasource, num_cpus=_READ_CPUS, override_num_blocks=len(files))

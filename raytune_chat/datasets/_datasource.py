@@ -15,6 +15,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from raytune_chat.datasets._files import DataFile, storage_options_for
 from raytune_chat.datasets._readers import RECORD_SCHEMA, iter_record_blocks, read_with_retries
+from raytune_chat.datasets._split import SplitPart
 from raytune_chat.datasets._token_store import StorePart, TokenStore
 from raytune_chat.datasets._tokenize import TOKENIZED_SCHEMA
 
@@ -27,10 +28,14 @@ def _read(
     storage_options: Mapping[str, Any] | None,
     block_bytes: int,
     ledger: Any,
+    part: SplitPart | None = None,
 ) -> Iterator[pa.Table]:
     blocks = iter_record_blocks(
         file, storage_options=storage_options, block_bytes=block_bytes, file_index=index
     )
+    if part is not None and not part.whole:
+        # Empty blocks are not passed on: a tokenize batch keys the ledger by its first record.
+        blocks = (kept for block in blocks if (kept := _in_part(block, part)).num_rows)
     # One block of lookahead: the ledger hears that the file is read to its end before the
     # last block goes downstream, so the batch that counts the pass's last record finds the
     # pass complete.
@@ -45,6 +50,12 @@ def _read(
         yield last
 
 
+def _in_part(block: pa.Table, part: SplitPart) -> pa.Table:
+    """The block's records in `part` of the split; the others are never read downstream."""
+    numbers = block["record_id"].to_numpy() & ((1 << 40) - 1)  # line or row in the file
+    return block.filter(pa.array(part.keep(numbers)))
+
+
 class ChatFilesDatasource(Datasource):
     """Raw records (``RECORD_SCHEMA``) of JSON / JSON Lines / Parquet files.
 
@@ -54,6 +65,7 @@ class ChatFilesDatasource(Datasource):
         storage_options: fsspec options used by the read tasks.
         block_bytes: raw bytes per output block.
         ledger: told when each file has been read to its end (``file_read(index, records)``).
+        part: read only this percent part of each file's records (``split: "train[:90%]"``).
     """
 
     def __init__(
@@ -63,9 +75,11 @@ class ChatFilesDatasource(Datasource):
         storage_options: Mapping[str, Any] | None = None,
         block_bytes: int = 8 << 20,
         ledger: Any = None,
+        part: SplitPart | None = None,
     ) -> None:
         super().__init__()
         self.files = list(files)
+        self._part = part
         self._options = dict(storage_options or {})
         self._block_bytes = block_bytes
         self._ledger = ledger
@@ -82,7 +96,9 @@ class ChatFilesDatasource(Datasource):
     ) -> list[ReadTask]:
         return [
             ReadTask(
-                functools.partial(_read, f, i, self._options, self._block_bytes, self._ledger),
+                functools.partial(
+                    _read, f, i, self._options, self._block_bytes, self._ledger, self._part
+                ),
                 BlockMetadata(
                     num_rows=None, size_bytes=f.size, input_files=[f.path], exec_stats=None
                 ),

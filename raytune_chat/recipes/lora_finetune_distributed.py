@@ -77,6 +77,7 @@ def recipe_main(cfg: dict[str, Any]) -> dict[str, Any]:
             "seed": seed,
             "data": info,
             "datasets": sorted(datasets),
+            "val_data": ray_train.val_info(datasets),
         },
         scaling_config=ray_train.scaling_config(settings),
         run_config=ray_train.run_config(settings),
@@ -84,7 +85,10 @@ def recipe_main(cfg: dict[str, Any]) -> dict[str, Any]:
         dataset_config=ray_train.dataset_config(datasets),
     )
     result = ray_train.fit(trainer)
-    summary = training.write_summary(cfg, settings, info, result, time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    summary = training.write_summary(
+        cfg, settings, info, result, wall, val_data=ray_train.val_info(datasets)
+    )
     training.print_summary(summary)
     return summary
 
@@ -108,7 +112,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     Args:
         config: ``{"cfg": <resolved config dict>, "plan": <StepPlan>, "seed": <int>,
-            "data": <ChatDatasetInfo>, "datasets": <names given to the trainer>}``.
+            "data": <ChatDatasetInfo>, "datasets": <names given to the trainer>,
+            "val_data": <ChatDatasetInfo of dataset_val, or None>}``.
     """
     cfg, data = config["cfg"], config["data"]
     settings = training.parse_settings(cfg)
@@ -147,6 +152,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         loggers=loggers,
         row_log=row_log,
         resumed_from_step=position.global_step,
+        val_data=config["val_data"],
     )
     last_epoch = settings.epochs - 1
     with training.build_profiler(cfg if rank == 0 else {}) as profiler:
@@ -167,6 +173,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             )
             if spent:
                 break
+    if training.validation_due(position.global_step, settings.run_val_every_n_steps, end=True):
+        _validate(parts, position)  # the validation loss of the final adapter
     for log in [*loggers, *([row_log] if row_log else [])]:
         log.close()
     if rank == 0:
@@ -223,6 +231,8 @@ def train_epoch(
             parts.row_log.log_step(position, micro_batches)
         if position.global_step % settings.log_every_n_steps == 0:
             position = _log(parts, window, stats, position)
+        if training.validation_due(position.global_step, settings.run_val_every_n_steps):
+            _validate(parts, position)
         every = settings.save_every_n_steps
         if (
             every
@@ -262,6 +272,37 @@ def _log(
     for logger in parts.loggers:
         logger.log_dict(record, step=position.global_step)
     return position
+
+
+def _validate(parts: training.WorkerParts, position: training.TrainPosition) -> None:
+    """The validation loss over every rank's shard of `dataset_val`; rank 0 logs it.
+
+    Every rank calls this at the same steps (it runs the same forwards on each).
+    """
+    if parts.val_data is None:
+        return
+    # The raw files until a pass has completed the validation token store, then the store.
+    name = ray_train.val_dataset(parts.datasets, parts.val_data)
+    batches = iter_chat_batches(
+        ray.train.get_dataset_shard(name),
+        batch_size=parts.settings.batch_size,
+        collate_fn=parts.val_data.collate_fn(),
+    )
+    stats = training.validation_loss(
+        parts.model,
+        parts.loss_fn,
+        batches,
+        device=parts.device,
+        max_steps=parts.settings.max_validation_steps,
+    )
+    if parts.rank != 0:
+        return
+    data = parts.val_data.stats()
+    if data.complete:
+        parts.val_data.check_rejected(data)  # counted apart from the training rows
+    val = training.val_record(stats, data)
+    for logger in parts.loggers:
+        logger.log_dict(val, step=position.global_step)
 
 
 def _end_epoch(

@@ -43,6 +43,13 @@ from raytune_chat.training._train_state import (
     unwrap_model,
 )
 from raytune_chat.training._train_step import StepStats, micro_batch_loss, scale_grads, train_step
+from raytune_chat.training._validation import (
+    ValStats,
+    val_record,
+    validation_due,
+    validation_loss,
+    validation_step,
+)
 from raytune_chat.training.checkpointing import (
     ADAPTER_CONFIG,
     ADAPTER_KEY,
@@ -100,6 +107,7 @@ __all__ = [
     "StepPlan",
     "StepStats",
     "TrainPosition",
+    "ValStats",
     "WorkerParts",
     "adapter_config",
     "all_ranks_have",
@@ -141,7 +149,11 @@ __all__ = [
     "train_step",
     "trainable_state_dict",
     "unwrap_model",
+    "val_record",
     "validate_config",
+    "validation_due",
+    "validation_loss",
+    "validation_step",
     "write_peft_adapter",
     "write_summary",
 ]

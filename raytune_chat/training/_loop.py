@@ -191,3 +191,4 @@ class WorkerParts:
     row_log: RowIdLog | None
     rank: int = 0
     resumed_from_step: int = 0
+    val_data: Any = None  # the `dataset_val` dataset's ChatDatasetInfo, or None

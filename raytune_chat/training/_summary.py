@@ -61,6 +61,8 @@ def write_summary(
     info: Any,
     result: Any,
     wall: float,
+    *,
+    val_data: Any = None,
 ) -> dict[str, Any]:
     """Plot the loss, write `summary.json` (steps, tokens, row counts, plan, outputs); return it.
 
@@ -70,14 +72,17 @@ def write_summary(
         info: the dataset's `ChatDatasetInfo` (its pass ledger has the final row counts).
         result: what `TorchTrainer.fit()` returned (last metrics and checkpoint).
         wall: seconds the run took.
+        val_data: the `dataset_val` dataset's `ChatDatasetInfo`, or None: its losses and
+            row counts go in the summary as `val_*`, apart from the training rows'.
     """
     out = Path(settings.output_dir)
-    records = []
+    logged = []
     if not (out / "metrics.jsonl").exists():  # rank 0 ran on another node: its copy
         fetch_output(settings, "metrics.jsonl", out / "metrics.jsonl")
     if (out / "metrics.jsonl").exists():
         plot_loss(out / "metrics.jsonl", out / "loss.png")
-        records = read_metrics(out / "metrics.jsonl")
+        logged = read_metrics(out / "metrics.jsonl")
+    records = [r for r in logged if "loss" in r]
     metrics = result.metrics or {}
     stats = info.stats()
     adapter = _final_adapter_folder(cfg, settings, metrics.get("epoch_done", settings.epochs - 1))
@@ -116,9 +121,29 @@ def write_summary(
         "adapter_in_storage": _adapter_in_storage(result.checkpoint),
         "outputs_in_storage": output_in_storage(settings, out),
     }
+    if val_data is not None:
+        summary.update(_val_summary(val_data, [r for r in logged if "val_loss" in r]))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     copy_outputs_to_storage(settings, only=[out / "summary.json", out / "loss.png"])
     return summary
+
+
+def _val_summary(val_data: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The validation losses (last, lowest and its step) and the validation rows' counts."""
+    best = min(records, key=lambda r: r["val_loss"], default=None)
+    stats = val_data.stats()
+    return {
+        "val_loss": records[-1]["val_loss"] if records else None,
+        "val_loss_min": best["val_loss"] if best else None,
+        "val_loss_min_step": best["step"] if best else None,
+        "val_losses": [[r["step"], r["val_loss"]] for r in records],
+        "val_rows_read": stats.rows_read,
+        "val_rows_kept": stats.rows_kept,
+        "val_rows_rejected": stats.rows_rejected,
+        "val_rows_rejected_by_reason": stats.rejected_by_reason,
+        "val_data_complete": stats.complete,
+        "val_rejected_path": val_data.rejected_path,
+    }
 
 
 def print_start(info: Any, plan: Any, seed: int, settings: RecipeSettings) -> None:

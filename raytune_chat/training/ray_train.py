@@ -48,6 +48,8 @@ __all__ = [
     "run_config",
     "scaling_config",
     "token_cache_root",
+    "val_dataset",
+    "val_info",
 ]
 
 
@@ -70,22 +72,59 @@ def chat_datasets(cfg: dict[str, Any], settings: RecipeSettings) -> tuple[Any, d
     The dataset streams: rows are read and tokenized as training consumes them, and the
     tokens go to a store under `token_cache_root`. When the run trains more than one epoch
     the trainer also gets that store as "cached", read by every epoch that starts after the
-    store is complete.
+    store is complete. With a `dataset_val` section the trainer also gets it as "val"
+    (`val_info` gives its `ChatDatasetInfo`) and its own token store as "val_cached", read
+    by the validation passes once the first one has completed it (`val_dataset`).
 
     Raises:
-        ConfigError: when `dataset` does not build a chat_dataset.
+        ConfigError: when `dataset` (or `dataset_val`) does not build a chat_dataset.
     """
     tokenizer = instantiate(cfg["tokenizer"], key="tokenizer")
     cache = token_cache_root(settings)
     ds = instantiate(cfg["dataset"], tokenizer=tokenizer, cache_path=cache, key="dataset")
-    try:
-        info = chat_dataset_info(ds)
-    except KeyError as exc:
-        raise ConfigError("dataset._component_", "must build a chat_dataset") from exc
+    info = _info(ds, "dataset")
     datasets = {"train": ds}
     if settings.epochs > 1 and not info.reads_store and info.store is not None:
         datasets["cached"] = info.store_dataset()
+    if cfg.get("dataset_val") is not None:
+        datasets["val"] = _val_dataset(cfg["dataset_val"], tokenizer, cache, info)
+        val = chat_dataset_info(datasets["val"])
+        if not val.reads_store and val.store is not None:
+            datasets["val_cached"] = val.store_dataset()
     return info, datasets
+
+
+def _info(ds: Any, key: str) -> Any:
+    try:
+        return chat_dataset_info(ds)
+    except KeyError as exc:
+        raise ConfigError(f"{key}._component_", "must build a chat_dataset") from exc
+
+
+def _val_dataset(section: dict[str, Any], tokenizer: Any, cache: str, train: Any) -> Any:
+    """The `dataset_val` dataset, kept apart from the training set's records.
+
+    It has its own pass ledger (one per chat_dataset) and its own token store folder (even
+    when it names the very rows the training set does); its quarantine files go to
+    `<rejected_path>/val` when it names the training set's `rejected_path`, since both
+    name their files after the first record of a batch and would overwrite each other.
+    """
+    section = dict(section)
+    if section.get("rejected_path") is not None and section["rejected_path"] == train.rejected_path:
+        section["rejected_path"] = f"{section['rejected_path'].rstrip('/')}/val"
+    ds = instantiate(section, tokenizer=tokenizer, cache_path=f"{cache}/val", key="dataset_val")
+    _info(ds, "dataset_val")
+    return ds
+
+
+def val_info(datasets: dict[str, Any]) -> Any:
+    """The `ChatDatasetInfo` of the "val" dataset (ledger, quarantine, collate), or None.
+
+    Example:
+        >>> val_info({"train": None}) is None
+        True
+    """
+    return chat_dataset_info(datasets["val"]) if "val" in datasets else None
 
 
 def scaling_config(settings: RecipeSettings) -> ScalingConfig:
@@ -239,3 +278,13 @@ def epoch_dataset(position: TrainPosition, datasets: list[str], data: Any) -> Tr
     if "cached" in datasets and rank == 0 and data.store.complete():
         name = "cached"
     return dataclasses.replace(position, dataset=from_rank_zero(name))
+
+
+def val_dataset(datasets: list[str], val_data: Any) -> str:
+    """The dataset a validation pass reads: the validation token store ("val_cached") once
+    it is complete, else the raw one ("val"). Rank 0 decides for all."""
+    name = "val"
+    rank = ray.train.get_context().get_world_rank()
+    if "val_cached" in datasets and rank == 0 and val_data.store.complete():
+        name = "val_cached"
+    return from_rank_zero(name)

@@ -35,6 +35,7 @@ SECTIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "model": (True, ()),
     "tokenizer": (True, ()),
     "dataset": (True, ("tokenizer", "cache_path")),
+    "dataset_val": (False, ("tokenizer", "cache_path")),
     "optimizer": (True, ("params",)),
     "lr_scheduler": (False, ("optimizer", "num_training_steps")),
     "loss": (True, ()),
@@ -103,6 +104,10 @@ class RecipeSettings:
     up to `eval_max_new_tokens` tokens each, to report the share that ends with a stop token
     (`raytune_chat.generation.stop_token_share`; needs a validation set).
 
+    Validation (torchtune's names): with a `dataset_val` section the validation loss is
+    computed at the end of the run and, with `run_val_every_n_steps`, every that many
+    optimizer steps, over at most `max_validation_steps` batches per rank (None: all rows).
+
     `resume_from_checkpoint` is accepted but does nothing: Ray Train resumes a run from its
     latest checkpoint whenever it is started again with the same `ray.name` and
     `ray.storage_path` (True prints a warning saying so).
@@ -130,6 +135,8 @@ class RecipeSettings:
     log_peak_memory_stats: bool = True
     save_every_n_steps: int | None = None
     save_adapter_weights_only: bool = False
+    run_val_every_n_steps: int | None = None
+    max_validation_steps: int | None = None
     resume_from_checkpoint: bool = False  # accepted for torchtune; resuming is automatic
     ray: RaySettings = field(default_factory=RaySettings)
 
@@ -224,12 +231,25 @@ def parse_settings(cfg: dict[str, Any]) -> RecipeSettings:
         raise ConfigError("eval_generate_n", "must be at least 0 (0 = no stop share)")
     if settings.eval_max_new_tokens < 1:
         raise ConfigError("eval_max_new_tokens", "must be at least 1")
-    for key in ("max_steps_per_epoch", "max_steps", "max_trained_tokens"):
+    for key in (
+        "max_steps_per_epoch",
+        "max_steps",
+        "max_trained_tokens",
+        "run_val_every_n_steps",
+        "max_validation_steps",
+    ):
         if getattr(settings, key) is not None and getattr(settings, key) < 1:
             raise ConfigError(key, "must be at least 1 (or null)")
     if ray.num_workers < 1:
         raise ConfigError("ray.num_workers", "must be at least 1")
     return dataclasses.replace(settings, ray=ray)
+
+
+def _check_validation_keys(cfg: dict[str, Any], settings: RecipeSettings) -> None:
+    if cfg.get("dataset_val") is None:
+        for key in ("run_val_every_n_steps", "max_validation_steps"):
+            if getattr(settings, key) is not None:
+                raise ConfigError(key, "needs a dataset_val section (the validation rows)")
 
 
 RESUME_WARNING = (
@@ -276,6 +296,7 @@ def validate_config(cfg: dict[str, Any], *, max_workers: int | None = None) -> R
     for key in ("adapter_checkpoint", "recipe_checkpoint"):  # torchtune's, accepted as null
         if (cfg.get("checkpointer") or {}).get(key) is not None:
             raise ConfigError(f"checkpointer.{key}", RESUME_HINT)
+    _check_validation_keys(cfg, settings)
     if settings.enable_activation_offloading:
         raise ConfigError("enable_activation_offloading", "is not supported yet; set it to False")
     if max_workers is not None and settings.ray.num_workers > max_workers:
