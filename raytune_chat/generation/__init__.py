@@ -22,7 +22,7 @@ from raytune_chat.generation._settings import (
     PromptSettings,
     parse_generate_settings,
 )
-from raytune_chat.generation._stop_share import stop_token_share
+from raytune_chat.generation._stop_share import stop_share_record, stop_token_share
 
 __all__ = [
     "Answer",
@@ -44,6 +44,7 @@ __all__ = [
     "prompt_before_first_answer",
     "read_peft_adapter",
     "sample_next_token",
+    "stop_share_record",
     "stop_token_share",
     "validation_prompts",
 ]

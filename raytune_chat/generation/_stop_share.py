@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from torch import nn
 
 from raytune_chat.generation._generate import generate
 
-__all__ = ["stop_token_share"]
+__all__ = ["stop_share_record", "stop_token_share"]
 
 
 def stop_token_share(
@@ -51,3 +52,24 @@ def stop_token_share(
             model.remove_caches()
         model.train(was_training)
     return (stopped / n if n else 0.0, n)
+
+
+def stop_share_record(
+    model: nn.Module, eval_prompts: dict[str, Any], max_new_tokens: int
+) -> dict[str, Any]:
+    """The metrics-log record of a training run's end-of-run stop check (`eval_generate_n`).
+
+    `eval_prompts` holds the validation prompts and the stop tokens
+    (`raytune_chat.training.ray_train.eval_prompts`).
+
+    Example:
+        >>> from raytune_chat.models.llama3 import llama3
+        >>> model = llama3(vocab_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+        ...                embed_dim=8, max_seq_len=16)
+        >>> stop_share_record(model, {"prompts": [[1, 2]], "stop_tokens": []}, 3)
+        {'stop_share': 0.0, 'stop_share_n': 1, 'stop_share_max_new_tokens': 3}
+    """
+    share, n = stop_token_share(
+        model, eval_prompts["prompts"], eval_prompts["stop_tokens"], max_new_tokens
+    )
+    return {"stop_share": share, "stop_share_n": n, "stop_share_max_new_tokens": max_new_tokens}

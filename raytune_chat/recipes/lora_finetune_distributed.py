@@ -31,7 +31,7 @@ import ray.train.torch
 from ray.train.torch import TorchTrainer
 from torch import nn
 
-from raytune_chat import training
+from raytune_chat import generation, training
 from raytune_chat.datasets import iter_chat_batches
 from raytune_chat.training import ray_train
 
@@ -78,6 +78,8 @@ def recipe_main(cfg: dict[str, Any]) -> dict[str, Any]:
             "data": info,
             "datasets": sorted(datasets),
             "val_data": ray_train.val_info(datasets),
+            # `eval_generate_n` validation prompts (a few rows read here) and stop tokens
+            "eval_prompts": ray_train.eval_prompts(cfg, datasets, settings.eval_generate_n),
         },
         scaling_config=ray_train.scaling_config(settings),
         run_config=ray_train.run_config(settings),
@@ -113,7 +115,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     Args:
         config: ``{"cfg": <resolved config dict>, "plan": <StepPlan>, "seed": <int>,
             "data": <ChatDatasetInfo>, "datasets": <names given to the trainer>,
-            "val_data": <ChatDatasetInfo of dataset_val, or None>}``.
+            "val_data": <ChatDatasetInfo of dataset_val, or None>,
+            "eval_prompts": <{"prompts", "stop_tokens"} for eval_generate_n, or None>}``.
     """
     cfg, data = config["cfg"], config["data"]
     settings = training.parse_settings(cfg)
@@ -175,6 +178,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 break
     if training.validation_due(position.global_step, settings.run_val_every_n_steps, end=True):
         _validate(parts, position)  # the validation loss of the final adapter
+    # Did it learn to stop? Under FSDP every rank runs the forwards (they gather shards).
+    if config["eval_prompts"] and (rank == 0 or settings.ray.strategy == "fsdp"):
+        _check_stops(parts, position, config["eval_prompts"])
     for log in [*loggers, *([row_log] if row_log else [])]:
         log.close()
     if rank == 0:
@@ -303,6 +309,16 @@ def _validate(parts: training.WorkerParts, position: training.TrainPosition) -> 
     val = training.val_record(stats, data)
     for logger in parts.loggers:
         logger.log_dict(val, step=position.global_step)
+
+
+def _check_stops(
+    parts: training.WorkerParts, position: training.TrainPosition, eval_prompts: dict[str, Any]
+) -> None:
+    """The share of validation prompts whose greedy answer ends with a stop token, logged."""
+    model = training.unwrap_model(parts.model)
+    record = generation.stop_share_record(model, eval_prompts, parts.settings.eval_max_new_tokens)
+    for logger in parts.loggers:
+        logger.log_dict(record, step=position.global_step)
 
 
 def _end_epoch(

@@ -123,6 +123,10 @@ def write_summary(
     }
     if val_data is not None:
         summary.update(_val_summary(val_data, [r for r in logged if "val_loss" in r]))
+    stops = [r for r in logged if "stop_share" in r]
+    if stops:  # `eval_generate_n`: did the model learn to stop?
+        summary["stop_share"] = stops[-1]["stop_share"]
+        summary["stop_share_n"] = stops[-1]["stop_share_n"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     copy_outputs_to_storage(settings, only=[out / "summary.json", out / "loss.png"])
     return summary

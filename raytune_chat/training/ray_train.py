@@ -24,6 +24,7 @@ from torch import nn
 
 from raytune_chat.config import ConfigError, instantiate
 from raytune_chat.datasets import DataFileUnreadable, TooManyRejectedRows, chat_dataset_info
+from raytune_chat.generation import validation_prompts
 from raytune_chat.training._distributed import from_rank_zero
 from raytune_chat.training._outputs import write_peft_adapter
 from raytune_chat.training._train_state import (
@@ -42,6 +43,7 @@ __all__ = [
     "dataset_config",
     "ensure_ray",
     "epoch_dataset",
+    "eval_prompts",
     "fit",
     "report",
     "restore",
@@ -125,6 +127,22 @@ def val_info(datasets: dict[str, Any]) -> Any:
         True
     """
     return chat_dataset_info(datasets["val"]) if "val" in datasets else None
+
+
+def eval_prompts(cfg: dict[str, Any], datasets: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """The first `n` validation rows' first-user-turn prompts and the tokenizer's stop tokens,
+    for the end-of-run stop check (`eval_generate_n`); None when it is off.
+
+    Read on the driver before training: a few rows of "val", in file order.
+    """
+    if n <= 0 or "val" not in datasets:
+        return None
+    tokenizer = instantiate(cfg["tokenizer"], key="tokenizer")
+    rows = (row["tokens"] for row in datasets["val"].iter_rows())
+    return {
+        "prompts": [list(map(int, p)) for p in validation_prompts(tokenizer, rows, n)],
+        "stop_tokens": sorted(tokenizer.stop_tokens),
+    }
 
 
 def scaling_config(settings: RecipeSettings) -> ScalingConfig:

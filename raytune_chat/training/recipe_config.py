@@ -250,6 +250,8 @@ def _check_validation_keys(cfg: dict[str, Any], settings: RecipeSettings) -> Non
         for key in ("run_val_every_n_steps", "max_validation_steps"):
             if getattr(settings, key) is not None:
                 raise ConfigError(key, "needs a dataset_val section (the validation rows)")
+        if settings.eval_generate_n:
+            raise ConfigError("eval_generate_n", "needs a dataset_val section (its prompts)")
 
 
 RESUME_WARNING = (

@@ -72,6 +72,9 @@ def test_val_keys_need_a_dataset_val_section():
     cfg = load_config("tiny/llama3_lora_cpu", ["run_val_every_n_steps=5"])
     with pytest.raises(ConfigError, match="run_val_every_n_steps.*dataset_val"):
         validate_config(cfg)
+    cfg = load_config("tiny/llama3_lora_cpu", ["eval_generate_n=5"])
+    with pytest.raises(ConfigError, match="eval_generate_n.*dataset_val"):
+        validate_config(cfg)
     cfg["dataset_val"] = {**cfg["dataset"], "split": "train[90%:]", "bogus": 1}
     with pytest.raises(ConfigError, match="dataset_val"):
         validate_config(cfg)
@@ -116,6 +119,8 @@ def test_val_loss_at_the_steps_and_the_end_equals_the_training_loss_of_the_same_
         "max_steps_per_epoch=null",
         "run_val_every_n_steps=2",
         "log_peak_memory_stats=False",
+        "eval_generate_n=2",  # the end-of-run stop check on the first 2 validation prompts
+        "eval_max_new_tokens=3",
     ]
     cfg = load_config("tiny/llama3_lora_cpu", overrides)
     # The training set's own quarantine folder: the validation rejects go beside, in val/.
@@ -151,6 +156,11 @@ def test_val_loss_at_the_steps_and_the_end_equals_the_training_loss_of_the_same_
     assert read_rejects(str(out / "rejected")) == []
     assert sorted(r["line"] for r in read_rejects(str(out / "rejected" / "val"))) == [2, 4]
     assert (out / "loss.png").stat().st_size > 0
+    # The stop check ran once, at the end, on 2 prompts cut from the validation rows.
+    (stops,) = [r for r in records if "stop_share" in r]
+    assert (stops["step"], stops["stop_share_n"], stops["stop_share_max_new_tokens"]) == (3, 2, 3)
+    assert (summary["stop_share"], summary["stop_share_n"]) == (stops["stop_share"], 2)
+    assert stops["stop_share"] in (0.0, 0.5, 1.0)
 
 
 @pytest.mark.slow
