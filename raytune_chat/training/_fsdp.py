@@ -121,12 +121,15 @@ def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 @torch.no_grad()
-def _put_rows(param: torch.Tensor, rows: torch.Tensor) -> None:
-    """Copy this rank's rows into a sharded parameter (or the whole of a plain one)."""
+def _put_rows(param: torch.Tensor, rows: torch.Tensor, offset: int = 0) -> None:
+    """Copy rows into this rank's shard of a parameter (or a plain one), from row `offset`."""
     local = param.to_local() if isinstance(param, DTensor) else param
-    if tuple(local.shape) != tuple(rows.shape):
-        raise ValueError(f"shard of shape {tuple(local.shape)} got rows {tuple(rows.shape)}")
-    local.copy_(rows)
+    target = local[offset : offset + rows.shape[0]]
+    if tuple(target.shape) != tuple(rows.shape):
+        raise ValueError(
+            f"shard of shape {tuple(local.shape)} got rows {tuple(rows.shape)} at {offset}"
+        )
+    target.copy_(rows)
 
 
 def _refuse_unsupported(model: nn.Module) -> None:
@@ -195,9 +198,9 @@ def _load_base_rows(
             )
         return shard_rows(shape[0], rank, world)
 
-    for name, rows in checkpointer.iter_model_weight_rows(rows_of):
+    for name, offset, rows in checkpointer.iter_model_weight_rows(rows_of):
         target = params[name]
-        _put_rows(target, rows.to(device=device, dtype=target.dtype))
+        _put_rows(target, rows.to(device=device, dtype=target.dtype), offset)
         loaded.add(name)
     model_cfg = cfg["model"]
     validate_missing_and_unexpected_for_lora(

@@ -2,12 +2,15 @@
 
 One chain of runs on a tiny Hugging Face checkpoint: DDP as the reference; FSDP follows its
 per-step losses and clipped gradient norms; an FSDP checkpoint resumes with 2 workers (same
-losses as DDP's uninterrupted run) and with 1; the adapter FSDP writes has full shapes and
-loads with `peft`. Plus the row reads each FSDP rank makes of a checkpoint, without Ray.
+losses as DDP's uninterrupted run) and loads exactly into a model sharded over 1 rank (the
+restore a 1-worker run does, in this process: a third Ray run would cost the suite ~40 s);
+the adapter FSDP writes has full shapes and loads with `peft`. Plus the row reads each FSDP
+rank makes of a checkpoint, without Ray.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -15,12 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from raytune_chat import training
 from raytune_chat.config import load_config
 from raytune_chat.models import convert_weights
 from raytune_chat.models.llama3 import llama3
 from raytune_chat.recipes import get_recipe
-from raytune_chat.training import FullModelHFCheckpointer
-from raytune_chat.training._fsdp import shard_rows
+from raytune_chat.training import FullModelHFCheckpointer, _fsdp
+from raytune_chat.training.checkpointing import _checkpointer
 from raytune_chat.training.checkpointing._files import read_safetensors, write_safetensors
 from raytune_chat.training.metric_logging import read_metrics
 from tests.recipes._tiny import fast_overrides, sample_conversations, write_chat_file
@@ -71,22 +75,39 @@ def hf_base(tmp_path_factory) -> Path:
     return _hf_checkpoint(tmp_path_factory.mktemp("fsdp") / "hf")
 
 
-def test_each_rank_reads_exactly_its_rows_of_a_hf_checkpoint(hf_base, tmp_path):
-    """q/k rows are permuted within heads: rows cut mid-head still match the full load."""
+def _rows(ckpt, rows_of) -> dict[str, torch.Tensor]:
+    """The pieces `iter_model_weight_rows` yields, put together."""
+    pieces: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    for name, offset, rows in ckpt.iter_model_weight_rows(rows_of):
+        pieces.setdefault(name, []).append((offset, rows))
+    out = {}
+    for name, parts in pieces.items():
+        assert [o for o, _ in parts] == list(
+            itertools.accumulate([0] + [r.shape[0] for _, r in parts[:-1]])
+        )
+        out[name] = torch.cat([r for _, r in parts])
+    return out
+
+
+def test_each_rank_reads_exactly_its_rows_of_a_hf_checkpoint(hf_base, tmp_path, monkeypatch):
+    """q/k rows are permuted within heads: rows cut mid-head still match the full load;
+    large tensors come in pieces."""
+    monkeypatch.setattr(_checkpointer, "_PIECE_ELEMENTS", 40_000)  # the embedding: 17 pieces
     ckpt = FullModelHFCheckpointer(hf_base, ["model.safetensors"], "LLAMA3", tmp_path / "out")
     full = dict(ckpt.iter_model_weights())
     for world in (2, 3):
         for rank in range(world):
-            rows = dict(
-                ckpt.iter_model_weight_rows(
-                    lambda n, shape, r=rank, w=world: shard_rows(shape[0], r, w)
-                )
-            )
+            rows = _rows(ckpt, lambda n, shape, r=rank, w=world: _fsdp.shard_rows(shape[0], r, w))
             assert rows.keys() == full.keys()
             for name, tensor in full.items():
-                start, stop = shard_rows(tensor.shape[0], rank, world)
+                start, stop = _fsdp.shard_rows(tensor.shape[0], rank, world)
                 assert torch.equal(rows[name], tensor[start:stop]), (name, rank, world)
-    skipped = dict(ckpt.iter_model_weight_rows(lambda n, shape: None if "attn" in n else (0, 1)))
+    pieces = [n for n, _, _ in ckpt.iter_model_weight_rows(lambda n, shape: (0, shape[0]))]
+    assert (
+        pieces.count("tok_embeddings.weight") > 1
+        and pieces.count("layers.0.attn.q_proj.weight") == 1
+    )
+    skipped = _rows(ckpt, lambda n, shape: None if "attn" in n else (0, 1))
     assert skipped and not any("attn" in n for n in skipped)
 
 
@@ -122,7 +143,7 @@ def _peft_adapter(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_fsdp_follows_ddp_resumes_on_two_and_one_workers_and_peft_loads(
+def test_fsdp_follows_ddp_resumes_on_two_workers_and_one_and_peft_loads(
     ray_cluster, hf_base, tmp_path
 ):
     data = write_chat_file(tmp_path / "chat.json", sample_conversations(24, skip=200))
@@ -136,31 +157,17 @@ def test_fsdp_follows_ddp_resumes_on_two_and_one_workers_and_peft_loads(
         assert ref["grad_norm"] > 0.05
     assert ddp[-1]["loss"] < ddp[0]["loss"]
 
-    # Resume the FSDP run on 1 worker (a copy of its storage) and on 2, to 2 epochs.
-    shutil.copytree(tmp_path / "fsdp", tmp_path / "fsdp1")
+    # Resume the FSDP run on 2 workers, to 2 epochs; its epoch-0 checkpoint on 1, below.
+    saved = _epoch_checkpoint(tmp_path / "fsdp", step=3)
+    shutil.copytree(saved, tmp_path / "epoch_0_checkpoint")
     two = _run(*_overrides(tmp_path / "fsdp", data, hf_base, "epochs=2", "ray.strategy=fsdp"))
     assert [r["step"] for r in two] == list(range(1, 7))
     assert all(r["resumed_from_step"] == 3 for r in two[3:])
     for ours, ref in zip(two[3:], ddp[3:], strict=True):  # adapter and AdamW state restored
         assert ours["loss"] == pytest.approx(ref["loss"], rel=1e-4), (two, ddp)
-
-    one = _run(
-        *_overrides(
-            tmp_path / "fsdp1",
-            data,
-            hf_base,
-            "epochs=2",
-            "ray.strategy=fsdp",
-            "ray.num_workers=1",
-            "gradient_accumulation_steps=2",  # the same global batch of 4 rows
-        )
+    _resume_on_one_worker(
+        tmp_path / "epoch_0_checkpoint", _overrides(tmp_path / "one", data, hf_base)
     )
-    assert [r["step"] for r in one] == list(range(1, 7))
-    assert all(r["resumed_from_step"] == 3 for r in one[3:])
-    # One worker reads the rows in another grouping than two: close, not equal.
-    for ours, ref in zip(one[3:], ddp[3:], strict=True):
-        assert ours["loss"] == pytest.approx(ref["loss"], rel=0.1), (one, ddp)
-    assert one[-1]["loss"] < fsdp[0]["loss"]
 
     # The adapter: full shapes, the same as DDP's, and peft loads it onto the HF base.
     ours = _peft_adapter(tmp_path / "fsdp" / "ckpt" / "epoch_1")
@@ -181,3 +188,47 @@ def _check_peft_loads(hf_base: Path, adapter_dir: Path, adapter: dict[str, torch
     assert loaded.keys() == adapter.keys()
     for name, tensor in adapter.items():
         assert torch.equal(loaded[name], tensor), name
+
+
+def _epoch_checkpoint(output_dir: Path, *, step: int) -> Path:
+    """The Ray Train checkpoint folder of the step-`step` epoch-end report."""
+    found = list((output_dir / "ray_results").glob(f"*/epoch_*_{step:07d}"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _resume_on_one_worker(checkpoint: Path, overrides: list[str]) -> None:
+    """Load a checkpoint 2 FSDP workers wrote into a model sharded over 1 rank (what a
+    1-worker run's restore does), check it exactly, and train a step from it."""
+    cfg = load_config("tiny/llama3_lora_cpu", [*overrides, "ray.strategy=fsdp"])
+    saved = torch.load(checkpoint / "train_state.pt", weights_only=True)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{checkpoint.parent}/pg", rank=0, world_size=1
+    )
+    try:
+        settings = training.parse_settings(cfg)
+        cpu = torch.device("cpu")
+        model, _ = training.build_sharded_model(cfg, settings, cpu)
+        optimizer = training.build_optimizer(cfg, model, cpu)
+        schedule = training.build_lr_scheduler(cfg, optimizer, 6)
+        position = training.load_train_state(checkpoint, model, optimizer, schedule)
+        assert (position.global_step, position.epoch) == (3, 1)
+        adapter = _fsdp.full_adapter_state(model)
+        assert adapter.keys() == saved["adapter"].keys()
+        for name, tensor in saved["adapter"].items():
+            assert torch.equal(adapter[name], tensor), name
+        moments = _fsdp.full_optimizer_state(model, optimizer)["state"]
+        for name, state in saved["optimizer"]["state"].items():
+            assert torch.equal(moments[name]["exp_avg_sq"], state["exp_avg_sq"]), name
+            assert state["step"] == moments[name]["step"] == 3
+        tokens = torch.arange(1, 17).view(2, 8)
+        batch = {"tokens": tokens, "labels": tokens.roll(-1, dims=1)}
+        loss_fn = training.build_loss(cfg, model, settings)
+        stats = training.train_step(
+            model, loss_fn, optimizer, schedule, [batch], device=cpu, clip_grad_norm=0.05
+        )
+        assert stats.grad_norm > 0 and _fsdp.full_optimizer_state(model, optimizer)["state"]
+        after = _fsdp.full_adapter_state(model)
+        assert any(not torch.equal(after[n], t) for n, t in saved["adapter"].items())
+    finally:
+        torch.distributed.destroy_process_group()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -56,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 # rows_of(name, shape) -> the rows [start, stop) to read of that tensor, or None to skip it
 RowsOf = Callable[[str, tuple[int, ...]], tuple[int, int] | None]
+
+# The most elements one read of a tensor's rows holds (32 MB in bf16)
+_PIECE_ELEMENTS = 16 * 2**20
 
 RESUME_HINT = (
     "the checkpointer does not resume runs; a run resumes from its latest Ray Train "
@@ -144,9 +148,10 @@ class _Checkpointer:
                 continue
             yield key, value
 
-    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, torch.Tensor]]:
-        """Yield ``(name, rows)``: the rows ``rows_of(name, shape)`` asks for of each base
-        weight (torchtune names), or nothing for a tensor it answers None for.
+    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, int, torch.Tensor]]:
+        """Yield ``(name, offset, rows)``: the rows ``rows_of(name, shape)`` asks for of each
+        base weight (torchtune names), in pieces (``offset``: where a piece starts in them),
+        nothing for a tensor it answers None for.
 
         For FSDP, where each rank keeps only its own rows. Here each tensor is read whole,
         one at a time, and cut; Hugging Face safetensors read only the rows asked for.
@@ -154,7 +159,7 @@ class _Checkpointer:
         for name, tensor in self.iter_model_weights():
             rows = rows_of(name, tuple(tensor.shape))
             if rows is not None:
-                yield name, tensor[rows[0] : rows[1]].clone()
+                yield name, 0, tensor[rows[0] : rows[1]].clone()
             del tensor
 
     def load_checkpoint(self) -> dict[str, Any]:
@@ -319,9 +324,10 @@ class FullModelHFCheckpointer(_Checkpointer):
                 self._weight_map[name] = index  # merged weights are saved in the same shard
                 yield from convert_weights.hf_to_tune({name: tensor}, **shape).items()
 
-    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, torch.Tensor]]:
+    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, int, torch.Tensor]]:
         """As the base class, but safetensors files are read slice by slice: only the rows
-        asked for (whole heads for q/k, whose rows are permuted within each head)."""
+        asked for (whole heads for q/k, whose rows are permuted within each head), in
+        pieces of at most `_PIECE_ELEMENTS` (so a rank's peak is its shard plus one piece)."""
         if any(path.suffix != ".safetensors" for path in self._checkpoint_paths):
             yield from super().iter_model_weight_rows(rows_of)
             return
@@ -333,8 +339,18 @@ class FullModelHFCheckpointer(_Checkpointer):
                 if name is None or (self._model_type.ties_embeddings and name == "output.weight"):
                     continue
                 rows = rows_of(name, hf_shape)
-                if rows is not None:
-                    yield name, convert_weights.hf_rows_to_tune(hf_name, read_rows, *rows, **shape)
+                if rows is None:
+                    continue
+                if "q_proj" in name or "k_proj" in name:  # whole heads, permuted: one piece
+                    pieces = [rows]
+                else:
+                    step = max(1, _PIECE_ELEMENTS // max(1, math.prod(hf_shape[1:])))
+                    pieces = [(a, min(a + step, rows[1])) for a in range(rows[0], rows[1], step)]
+                for start, stop in pieces or [rows]:
+                    piece = convert_weights.hf_rows_to_tune(
+                        hf_name, read_rows, start, stop, **shape
+                    )
+                    yield name, start - rows[0], piece
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
         hf_sd = convert_weights.tune_to_hf(model_sd, **self._attention_shape())
