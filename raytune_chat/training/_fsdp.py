@@ -16,23 +16,18 @@ What needs the whole model gathers it, every rank taking part (each call is a co
 unsharded, so a run resumes on any number of workers).
 
 Works with gloo on CPU and nccl on GPU (bf16 parameters, fp32 gradient reduction there).
+torch's FSDP, DTensor and distributed-checkpoint modules are imported when first used (about
+a second of import time a DDP or single-device run does not pay).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
-from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
-from torch.distributed.tensor import DTensor
 
 from raytune_chat.config import instantiate
 from raytune_chat.modules.peft import (
@@ -64,8 +59,19 @@ _WRAPPER_PREFIX = "_checkpoint_wrapped_module."
 
 
 def is_sharded(model: nn.Module) -> bool:
-    """True for a model sharded with `fully_shard`."""
-    return isinstance(model, FSDPModule)
+    """True for a model sharded with `fully_shard` (never before torch's FSDP is imported).
+
+    Example:
+        >>> is_sharded(nn.Linear(2, 2))
+        False
+    """
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    return fsdp is not None and isinstance(model, fsdp.FSDPModule)
+
+
+def _is_dtensor(value: Any) -> bool:
+    tensor = sys.modules.get("torch.distributed.tensor")
+    return tensor is not None and isinstance(value, tensor.DTensor)
 
 
 def shard_rows(num_rows: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -88,8 +94,10 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def _mesh(device: torch.device) -> DeviceMesh:
-    """A 1-D mesh over all ranks (the process group Ray Train, or the caller, set up)."""
+def _mesh(device: torch.device) -> Any:
+    """A 1-D `DeviceMesh` over all ranks (the process group Ray Train, or the caller, set up)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
     if not torch.distributed.is_initialized():
         raise RuntimeError("fully_shard needs torch.distributed initialised (gloo or nccl)")
     return init_device_mesh(device.type, (torch.distributed.get_world_size(),))
@@ -102,6 +110,8 @@ def shard_model(model: nn.Module, device: torch.device) -> nn.Module:
     model's dtype is kept (gloo). Parameters on the meta device stay there (sharded),
     for `build_sharded_model` to fill. Returns `model`, now an `FSDPModule`.
     """
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
     mesh = _mesh(device)
     policy = MixedPrecisionPolicy()
     if device.type == "cuda":
@@ -123,7 +133,7 @@ def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 @torch.no_grad()
 def _put_rows(param: torch.Tensor, rows: torch.Tensor, offset: int = 0) -> None:
     """Copy rows into this rank's shard of a parameter (or a plain one), from row `offset`."""
-    local = param.to_local() if isinstance(param, DTensor) else param
+    local = param.to_local() if _is_dtensor(param) else param
     target = local[offset : offset + rows.shape[0]]
     if tuple(target.shape) != tuple(rows.shape):
         raise ValueError(
@@ -232,7 +242,7 @@ def full_adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """
     out = {}
     for name, param in _trainable(model):
-        full = param.full_tensor() if isinstance(param, DTensor) else param
+        full = param.full_tensor() if _is_dtensor(param) else param
         out[name] = full.detach().cpu().clone()
     return out
 
@@ -249,14 +259,11 @@ def full_model_state(model: nn.Module, *, keys: Iterable[str] | None = None) -> 
     for name, value in model.state_dict().items():
         if wanted is not None and name not in wanted:
             continue
-        full = value.full_tensor() if isinstance(value, DTensor) else value
+        full = value.full_tensor() if _is_dtensor(value) else value
         if rank == 0:
             out[name] = full.detach().cpu().clone()
         del full
     return out
-
-
-_OPTIONS = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -264,13 +271,18 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
 
     Being unsharded and named, it loads into a model sharded over any number of ranks.
     """
-    return get_optimizer_state_dict(model, optimizer, options=_OPTIONS)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, optimizer, options=options)
 
 
 def load_optimizer_state(
     model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
     """Load what `full_optimizer_state` returned (every rank passes the full state)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
     set_optimizer_state_dict(
         model, optimizer, state, options=StateDictOptions(full_state_dict=True)
     )

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributed.tensor import DTensor
 
 from raytune_chat.data import CROSS_ENTROPY_IGNORE_IDX
 from raytune_chat.modules.attention_utils import packed_block_causal_mask
@@ -145,7 +144,7 @@ def train_step(
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float(clip_grad_norm))
         # FSDP's grads are shards (DTensors): the norm is then a DTensor whose full value
         # is the norm over all ranks' shards, the one the gradients were clipped with.
-        grad_norm = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
     optimizer.step()
     if lr_scheduler is not None:
         lr_scheduler.step()
