@@ -10,6 +10,7 @@ rank makes of a checkpoint, without Ray.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -166,7 +167,9 @@ def test_fsdp_follows_ddp_resumes_on_two_workers_and_one_and_peft_loads(
     for ours, ref in zip(two[3:], ddp[3:], strict=True):  # adapter and AdamW state restored
         assert ours["loss"] == pytest.approx(ref["loss"], rel=1e-4), (two, ddp)
     _resume_on_one_worker(
-        tmp_path / "epoch_0_checkpoint", _overrides(tmp_path / "one", data, hf_base)
+        tmp_path / "epoch_0_checkpoint",
+        _overrides(tmp_path / "one", data, hf_base),
+        hf_base / "model.safetensors",
     )
 
     # The adapter: full shapes, the same as DDP's, and peft loads it onto the HF base.
@@ -197,9 +200,10 @@ def _epoch_checkpoint(output_dir: Path, *, step: int) -> Path:
     return found[0]
 
 
-def _resume_on_one_worker(checkpoint: Path, overrides: list[str]) -> None:
+def _resume_on_one_worker(checkpoint: Path, overrides: list[str], hf_file: Path) -> None:
     """Load a checkpoint 2 FSDP workers wrote into a model sharded over 1 rank (what a
-    1-worker run's restore does), check it exactly, and train a step from it."""
+    1-worker run's restore does), check it exactly, train a step from it, and write the
+    merged weights from the gathered model."""
     cfg = load_config("tiny/llama3_lora_cpu", [*overrides, "ray.strategy=fsdp"])
     saved = torch.load(checkpoint / "train_state.pt", weights_only=True)
     torch.distributed.init_process_group(
@@ -208,7 +212,7 @@ def _resume_on_one_worker(checkpoint: Path, overrides: list[str]) -> None:
     try:
         settings = training.parse_settings(cfg)
         cpu = torch.device("cpu")
-        model, _ = training.build_sharded_model(cfg, settings, cpu)
+        model, checkpointer = training.build_sharded_model(cfg, settings, cpu)
         optimizer = training.build_optimizer(cfg, model, cpu)
         schedule = training.build_lr_scheduler(cfg, optimizer, 6)
         position = training.load_train_state(checkpoint, model, optimizer, schedule)
@@ -230,5 +234,15 @@ def _resume_on_one_worker(checkpoint: Path, overrides: list[str]) -> None:
         assert stats.grad_norm > 0 and _fsdp.full_optimizer_state(model, optimizer)["state"]
         after = _fsdp.full_adapter_state(model)
         assert any(not torch.equal(after[n], t) for n, t in saved["adapter"].items())
+        # Merged weights are written from the gathered model: base + the trained adapter.
+        merged = dataclasses.replace(settings, save_adapter_weights_only=False)
+        state = training.final_output_state(model, checkpointer, merged)
+        base = dict(checkpointer.iter_model_weights())
+        assert all(torch.equal(state[name], tensor) for name, tensor in base.items())
+        out = training.save_final_outputs(model, checkpointer, cfg, merged, epoch=9, state=state)
+        written = read_safetensors(out / "model" / "model-00001-of-00001.safetensors")
+        q_proj = "model.layers.0.self_attn.q_proj.weight"
+        assert written[q_proj].shape == (32, 32)
+        assert not torch.equal(written[q_proj], read_safetensors(hf_file)[q_proj])  # merged
     finally:
         torch.distributed.destroy_process_group()
