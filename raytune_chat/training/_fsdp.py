@@ -176,7 +176,8 @@ def build_sharded_model(
             initialize_adapters(model, device)
     _refuse_unsupported(model)
     set_trainable_params(model, get_adapter_params(model))
-    adapters = {n: p.detach().clone() for n, p in _trainable(model)}
+    # The full adapters, put back into the shards once memory is allocated (meta case)
+    adapters = {n: p.detach().clone() for n, p in _trainable(model)} if checkpointer else {}
     if settings.enable_activation_checkpointing:
         set_activation_checkpointing(model)
     shard_model(model, device)
