@@ -2,6 +2,7 @@
 # LoRA fine-tuning throughput of Llama3-8B shapes on one GPU (prepared for an H200), <= 8 min.
 #
 #   bash benchmarks/gpu_lora_8b.sh            # from the repo root, on the GPU machine
+#   SMOKE=1 bash benchmarks/gpu_lora_8b.sh    # tiny shape on CPU: checks the script's Python
 #
 # What it runs (no Ray on the GPU box: the plain torch `raytune_chat.training.train_step`,
 # the step the Ray recipe calls, driven from pre-tokenized Parquet):
@@ -28,22 +29,24 @@ import os, time, threading, queue
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, torch
 
 from raytune_chat.data import PackedCollate
-from raytune_chat.models.llama3 import lora_llama3_8b
+from raytune_chat.models.llama3 import lora_llama3, lora_llama3_8b
 from raytune_chat.modules.loss import CEWithChunkedOutputLoss
 from raytune_chat.modules.peft import get_adapter_params, set_trainable_params
-from raytune_chat.training import set_activation_checkpointing, train_step
+from raytune_chat.training import peak_memory_gib, set_activation_checkpointing, train_step
 
-WORK, SEQ, BATCH, PEAK = os.environ["WORK"], 2048, 2, float(os.environ.get("PEAK_TFLOPS", 989))
-WARMUP, STEPS = int(os.environ.get("WARMUP", 3)), int(os.environ.get("STEPS", 12))
-path = f"{WORK}/packed.parquet"
+SMOKE = os.environ.get("SMOKE") == "1"  # tiny shape on CPU, to check the script without a GPU
+WORK, BATCH, PEAK = os.environ["WORK"], 2, float(os.environ.get("PEAK_TFLOPS", 989))
+SEQ, VOCAB, DEV = (128, 1024, "cpu") if SMOKE else (2048, 128000, "cuda")
+WARMUP, STEPS = (1, 2) if SMOKE else (int(os.environ.get("WARMUP", 3)), int(os.environ.get("STEPS", 12)))
+path = f"{WORK}/packed_{SEQ}.parquet"
 if not os.path.exists(path):
     rng = np.random.default_rng(0)
     rows = {k: [] for k in ("tokens", "labels", "input_pos", "document_ids")}
     for _ in range(BATCH * (WARMUP + STEPS) * 2 + 8):
         tok, lab, pos, doc, d = [], [], [], [], 0
         while len(tok) < SEQ:
-            n = min(int(rng.integers(150, 700)), SEQ - len(tok))
-            t = rng.integers(0, 128000, n)
+            n = min(int(rng.integers(SEQ // 14, SEQ // 3)), SEQ - len(tok))
+            t = rng.integers(0, VOCAB, n)
             l = np.roll(t, -1); l[-1] = -100; l[: n // 2] = -100
             tok += t.tolist(); lab += l.tolist(); pos += list(range(n)); doc += [d] * n; d += 1
         for k, v in zip(rows, (tok, lab, pos, doc)):
@@ -56,18 +59,23 @@ def batches():
     def fill():
         for rb in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
             cols = {n: np.stack(rb.column(n).to_numpy(zero_copy_only=False)) for n in rb.schema.names}
-            q.put({k: v.pin_memory() for k, v in collate(cols).items()})
+            q.put({k: v if SMOKE else v.pin_memory() for k, v in collate(cols).items()})
         q.put(None)
     threading.Thread(target=fill, daemon=True).start()
     while (b := q.get()) is not None:
         yield b
 
 def run(compile_layers: bool) -> None:
-    torch.cuda.reset_peak_memory_stats(); torch.manual_seed(0)
+    if not SMOKE:
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = lora_llama3_8b(lora_attn_modules=["q_proj", "v_proj", "output_proj"],
-                               apply_lora_to_mlp=True, lora_rank=8, lora_alpha=16)
+    lora = dict(lora_attn_modules=["q_proj", "v_proj", "output_proj"], apply_lora_to_mlp=True,
+                lora_rank=8, lora_alpha=16)
+    with torch.device(DEV):
+        model = (lora_llama3(vocab_size=VOCAB, num_layers=2, num_heads=4, num_kv_heads=2,
+                             embed_dim=64, intermediate_dim=128, max_seq_len=SEQ, **lora)
+                 if SMOKE else lora_llama3_8b(**lora))
     torch.set_default_dtype(torch.float32)
     set_trainable_params(model, get_adapter_params(model))
     set_activation_checkpointing(model)
@@ -76,7 +84,7 @@ def run(compile_layers: bool) -> None:
             layer.compile()
     loss_fn = CEWithChunkedOutputLoss(num_output_chunks=8)
     model.set_num_output_chunks(8)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4, fused=True)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-4, fused=not SMOKE)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     emb = model.tok_embeddings.weight.numel()
     L, d = len(model.layers), model.tok_embeddings.embedding_dim
@@ -84,22 +92,30 @@ def run(compile_layers: bool) -> None:
     it, tokens, waited, t0 = batches(), 0, 0.0, None
     for i in range(WARMUP + STEPS):
         if i == WARMUP:
-            torch.cuda.synchronize(); t0, tokens, waited = time.perf_counter(), 0, 0.0
+            if not SMOKE:
+                torch.cuda.synchronize()
+            t0, tokens, waited = time.perf_counter(), 0, 0.0
         w = time.perf_counter(); batch = next(it); waited += time.perf_counter() - w
-        stats = train_step(model, loss_fn, opt, None, [batch], device=torch.device("cuda"))
+        stats = train_step(model, loss_fn, opt, None, [batch], device=torch.device(DEV))
         tokens += stats.num_tokens
-    torch.cuda.synchronize(); wall = time.perf_counter() - t0
+    if not SMOKE:
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
     tps = tokens / wall
     print(f"raytune_chat compile={compile_layers}: {tps:,.0f} tokens/s  "
           f"MFU {100 * tps * flops_per_token / (PEAK * 1e12):.1f}%  "
-          f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB  "
+          f"peak {peak_memory_gib(torch.device(DEV)):.1f} GiB  "
           f"data-wait {100 * waited / wall:.2f}% of step time  loss {stats.loss:.3f}", flush=True)
-    del model, opt; torch.cuda.empty_cache()
+    del model, opt
+    if not SMOKE:
+        torch.cuda.empty_cache()
 
-print(torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
+print("CPU smoke run" if SMOKE else torch.cuda.get_device_name(), "torch", torch.__version__, flush=True)
 run(False)
-run(True)
+if not SMOKE:  # compiling on CPU would only time the compiler
+    run(True)
 EOF
+[ "${SMOKE:-0}" = 1 ] && exit 0  # the torchtune comparison needs the GPU
 
 # torchtune 0.6.1's own recipe on the same shapes, when installed (random-init weights written
 # as a Meta checkpoint; the cl100k file stands in for tokenizer.model when present).

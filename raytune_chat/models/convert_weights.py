@@ -21,6 +21,8 @@ __all__ = [
     "meta_to_tune",
     "tune_to_meta",
     "hf_to_tune",
+    "hf_rows_to_tune",
+    "hf_key_to_tune",
     "tune_to_hf",
     "tune_to_peft_adapter_weights",
     "tune_to_peft_adapter_config",
@@ -224,6 +226,52 @@ def hf_to_tune(
         num_heads=num_heads, num_kv_heads=num_kv_heads, dim=dim, head_dim=head_dim, to_hf=False
     )
     return _convert(state_dict, _FROM_HF, permute)
+
+
+def hf_key_to_tune(key: str) -> str | None:
+    """The torchtune name of HF key `key` (None for entries torchtune drops).
+
+    Example:
+        >>> hf_key_to_tune("model.layers.2.self_attn.o_proj.weight")
+        'layers.2.attn.output_proj.weight'
+    """
+    return get_mapped_key(key, _FROM_HF)
+
+
+def hf_rows_to_tune(
+    key: str,
+    read_rows: Callable[[int, int], torch.Tensor],
+    start: int,
+    stop: int,
+    *,
+    num_heads: int,
+    num_kv_heads: int,
+    dim: int,
+    head_dim: int | None = None,
+) -> torch.Tensor:
+    """Rows ``[start, stop)`` of the torchtune tensor that HF tensor `key` converts to.
+
+    ``read_rows(a, b)`` returns the HF tensor's rows ``[a, b)``. Rows of other tensors are
+    the same in both layouts; q/k rows are permuted within each head, so the whole heads
+    covering the rows are read, un-permuted, and the asked rows cut out.
+
+    Example:
+        >>> w = torch.arange(8.0).view(4, 2)  # q_proj: 1 head of dim 4
+        >>> full = hf_to_tune({"model.layers.0.self_attn.q_proj.weight": w}, num_heads=1,
+        ...                   num_kv_heads=1, dim=4)["layers.0.attn.q_proj.weight"]
+        >>> rows = hf_rows_to_tune("model.layers.0.self_attn.q_proj.weight",
+        ...                        lambda a, b: w[a:b], 1, 3, num_heads=1, num_kv_heads=1, dim=4)
+        >>> torch.equal(rows, full[1:3])
+        True
+    """
+    head_dim = head_dim or dim // num_heads
+    tune_key = hf_key_to_tune(key) or ""
+    if not any(part in tune_key for part in ("q_proj", "k_proj")) or start >= stop:
+        return read_rows(start, stop)
+    first, last = start // head_dim, -(-stop // head_dim)
+    block = read_rows(first * head_dim, last * head_dim)
+    block = _rope_permute(block, last - first, head_dim, to_hf=False)
+    return block[start - first * head_dim : stop - first * head_dim]
 
 
 def tune_to_hf(

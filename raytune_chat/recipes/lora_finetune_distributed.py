@@ -1,6 +1,7 @@
 """`lora_finetune_distributed`: LoRA fine-tuning on `ray.num_workers` data-parallel workers.
 
-DDP by default (gloo on CPU, nccl on GPU); `ray.strategy: fsdp` shards the model instead.
+DDP by default (gloo on CPU, nccl on GPU); `ray.strategy: fsdp` shards the model instead
+(FSDP2: each rank holds and loads only its rows of every weight).
 Run it as ``raytune-chat run lora_finetune_distributed --config llama3/8B_lora``, or copy it
 (``raytune-chat cp lora_finetune_distributed my_recipe.py``), edit the copy and run that:
 ``raytune-chat run ./my_recipe.py --config ...``.
@@ -99,14 +100,10 @@ def recipe_main(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wrap(model: nn.Module, settings: training.RecipeSettings) -> nn.Module:
-    """DDP (or FSDP with `ray.strategy: fsdp`) around the model; Ray Train set up the group."""
-    if ray.train.get_context().get_world_size() == 1:
+    """DDP around the model (Ray Train set up the group); an FSDP model is already sharded."""
+    if settings.ray.strategy == "fsdp" or ray.train.get_context().get_world_size() == 1:
         return model
-    strategy = settings.ray.strategy
-    kwargs = {"use_orig_params": True} if strategy == "fsdp" else {}
-    return ray.train.torch.prepare_model(
-        model, move_to_device=False, parallel_strategy=strategy, parallel_strategy_kwargs=kwargs
-    )
+    return ray.train.torch.prepare_model(model, move_to_device=False, parallel_strategy="ddp")
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -122,10 +119,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     settings = training.parse_settings(cfg)
     device = ray.train.torch.get_device()
     rank = ray.train.get_context().get_world_rank()
-    # The same seed on every rank: the adapters start identical everywhere.
-    model, checkpointer = training.build_model(
-        cfg, dataclasses.replace(settings, seed=config["seed"]), device
-    )
+    # The same seed on every rank: the adapters start identical everywhere. FSDP builds
+    # the model sharded (each rank reads only its rows of the base weights).
+    fsdp = settings.ray.strategy == "fsdp"
+    build = training.build_sharded_model if fsdp else training.build_model
+    model, checkpointer = build(cfg, dataclasses.replace(settings, seed=config["seed"]), device)
     loss_fn = training.build_loss(cfg, model, settings)
     model = _wrap(model, settings)
     optimizer = training.build_optimizer(cfg, model, device)
@@ -183,9 +181,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         _check_stops(parts, position, config["eval_prompts"])
     for log in [*loggers, *([row_log] if row_log else [])]:
         log.close()
+    # An FSDP model gathers what the outputs need on rank 0 (every rank takes part).
+    state = training.final_output_state(model, checkpointer, settings)
     if rank == 0:
         final = training.save_final_outputs(
-            training.unwrap_model(model), checkpointer, cfg, settings, epoch=last_epoch
+            training.unwrap_model(model), checkpointer, cfg, settings, epoch=last_epoch, state=state
         )
         # output_dir is this node's disk, maybe not the driver's: with `ray.storage_path`
         # set the outputs go to `<storage_path>/<name>/outputs/` too.

@@ -21,6 +21,7 @@ from raytune_chat.training._builders import (
     load_base,
 )
 from raytune_chat.training._distributed import all_ranks_have, from_rank_zero
+from raytune_chat.training._fsdp import build_sharded_model, final_output_state
 from raytune_chat.training._loop import (
     MetricWindow,
     RowIdCollate,
@@ -39,8 +40,10 @@ from raytune_chat.training._train_state import (
     TrainPosition,
     load_train_state,
     save_train_state,
+    train_state,
     trainable_state_dict,
     unwrap_model,
+    write_train_state,
 )
 from raytune_chat.training._train_step import StepStats, micro_batch_loss, scale_grads, train_step
 from raytune_chat.training._validation import (
@@ -118,9 +121,11 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_profiler",
+    "build_sharded_model",
     "copy_outputs_to_storage",
     "data_fields",
     "epoch_over",
+    "final_output_state",
     "follow_plan",
     "from_rank_zero",
     "get_cosine_schedule_with_warmup",
@@ -146,6 +151,7 @@ __all__ = [
     "set_activation_checkpointing",
     "setup_torch_profiler",
     "step_record",
+    "train_state",
     "train_step",
     "trainable_state_dict",
     "unwrap_model",
@@ -155,5 +161,6 @@ __all__ = [
     "validation_loss",
     "validation_step",
     "write_peft_adapter",
+    "write_train_state",
     "write_summary",
 ]

@@ -61,9 +61,20 @@ def _write_peft(
     (out / ADAPTER_CONFIG_FNAME).write_text(json.dumps(peft_config, indent=2))
 
 
-def write_peft_adapter(model: nn.Module, model_cfg: dict[str, Any], out: Path) -> Path:
-    """Write the model's LoRA adapter in PEFT format into `out`; return `out`."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+def write_peft_adapter(
+    model: nn.Module,
+    model_cfg: dict[str, Any],
+    out: Path,
+    *,
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model's LoRA adapter in PEFT format into `out`; return `out`.
+
+    `state`: full tensors to write instead of the model's own (an FSDP model's gathered
+    adapter, see `raytune_chat.training._fsdp.full_adapter_state`).
+    """
+    if state is None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _write_peft(model, get_adapter_state_dict(state), adapter_config(model, model_cfg), out)
     return out
 
@@ -75,13 +86,19 @@ def save_final_outputs(
     settings: RecipeSettings,
     *,
     epoch: int,
+    state: dict[str, Any] | None = None,
 ) -> Path:
     """Write the PEFT adapter, plus merged weights unless `save_adapter_weights_only`.
+
+    Args:
+        state: the model's full state dict to write instead of ``model.state_dict()`` (an
+            FSDP model's, gathered on rank 0 by `full_model_state`).
 
     Returns:
         The folder holding the adapter.
     """
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if state is None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     adapter_sd = get_adapter_state_dict(state)
     config = adapter_config(model, cfg["model"])
     if checkpointer is None:

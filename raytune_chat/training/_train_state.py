@@ -1,4 +1,10 @@
-"""Save and restore the trainable state of a run: adapter, optimizer, scheduler, position."""
+"""Save and restore the trainable state of a run: adapter, optimizer, scheduler, position.
+
+A model sharded with FSDP (`ray.strategy: fsdp`) is saved unsharded: the adapter as full
+tensors, the optimizer state keyed by parameter name (`raytune_chat.training._fsdp`), so a
+run resumes on any number of workers. Gathering is collective: every rank calls
+`train_state`, rank 0 writes it.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from raytune_chat.training import _fsdp
+
 __all__ = [
     "TrainPosition",
     "load_train_state",
     "save_train_state",
+    "train_state",
+    "write_train_state",
     "trainable_state_dict",
     "unwrap_model",
 ]
 
 _FILE = "train_state.pt"
+# How the optimizer state is keyed: by parameter name and unsharded (FSDP), else torch's own
+_NAMED_OPTIMIZER = "named_full"
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,36 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def train_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
+    position: TrainPosition,
+) -> dict:
+    """What `write_train_state` saves; every rank must call it for an FSDP model (it gathers
+    the shards; the full state is on rank 0)."""
+    if _fsdp.is_sharded(model):
+        adapter = _fsdp.full_adapter_state(model)
+        optimizer_state = _fsdp.full_optimizer_state(model, optimizer)
+        layout = _NAMED_OPTIMIZER
+    else:
+        adapter, optimizer_state, layout = trainable_state_dict(model), optimizer.state_dict(), ""
+    return {
+        "adapter": adapter,
+        "optimizer": optimizer_state,
+        "optimizer_layout": layout,
+        "lr_scheduler": lr_scheduler.state_dict(),
+        "position": asdict(position),
+    }
+
+
+def write_train_state(folder: str | Path, state: dict) -> Path:
+    """Write `state` (from `train_state`) as `train_state.pt` into `folder`; return its path."""
+    path = Path(folder) / _FILE
+    torch.save(state, path)
+    return path
+
+
 def save_train_state(
     folder: str | Path,
     model: nn.Module,
@@ -98,18 +140,8 @@ def save_train_state(
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
     position: TrainPosition,
 ) -> Path:
-    """Write `train_state.pt` into `folder`; return its path."""
-    path = Path(folder) / _FILE
-    torch.save(
-        {
-            "adapter": trainable_state_dict(model),
-            "optimizer": optimizer.state_dict(),
-            "lr_scheduler": lr_scheduler.state_dict(),
-            "position": asdict(position),
-        },
-        path,
-    )
-    return path
+    """Write `train_state.pt` into `folder` (one process); return its path."""
+    return write_train_state(folder, train_state(model, optimizer, lr_scheduler, position))
 
 
 def load_train_state(
@@ -124,14 +156,28 @@ def load_train_state(
         RuntimeError: when the saved adapter keys do not match the model's trainable ones.
     """
     state = torch.load(Path(folder) / _FILE, map_location="cpu", weights_only=True)
-    expected = set(trainable_state_dict(model))
+    sharded = _fsdp.is_sharded(model)
+    if sharded != (state.get("optimizer_layout") == _NAMED_OPTIMIZER):
+        raise RuntimeError(
+            "the checkpoint was written with another ray.strategy (fsdp vs ddp): resume "
+            "with the strategy the run started with"
+        )
+    expected = {
+        n.replace("_checkpoint_wrapped_module.", "").removeprefix("module.")
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    }
     if set(state["adapter"]) != expected:
         raise RuntimeError(
             f"checkpoint adapter keys differ from the model's: "
             f"missing {sorted(expected - set(state['adapter']))[:5]}, "
             f"unexpected {sorted(set(state['adapter']) - expected)[:5]}"
         )
-    unwrap_model(model).load_state_dict(state["adapter"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
+    if sharded:  # every rank has the full state: each keeps its own shards
+        _fsdp.load_full_adapter(model, state["adapter"])
+        _fsdp.load_optimizer_state(model, optimizer, state["optimizer"])
+    else:
+        unwrap_model(model).load_state_dict(state["adapter"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
     lr_scheduler.load_state_dict(state["lr_scheduler"])
     return TrainPosition(**state["position"])

@@ -60,6 +60,16 @@ def scale_grads(model: nn.Module, factor: float) -> None:
             p.grad.mul_(factor)
 
 
+def _gradient_sync(model: nn.Module, last: bool) -> contextlib.AbstractContextManager:
+    """Sync gradients on the last micro-batch only: DDP's `no_sync`, FSDP2's switch."""
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(last)
+        return contextlib.nullcontext()
+    if last or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
 def _global_sums(values: list[float], device: torch.device) -> tuple[list[float], int]:
     """Sum `values` over data-parallel ranks; also return the world size."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -81,7 +91,8 @@ def train_step(
 ) -> StepStats:
     """Run forward/backward over `micro_batches`, then one optimizer (and scheduler) step.
 
-    Works on a plain module or a DDP-wrapped one (gradient sync only on the last micro-batch).
+    Works on a plain module, a DDP-wrapped one or one sharded with FSDP2 (gradients synced
+    on the last micro-batch only; the clipped norm is over the whole model).
 
     Args:
         model: the model; only parameters with `requires_grad` are updated.
@@ -116,10 +127,7 @@ def train_step(
     loss_sum, num_trained, num_tokens = 0.0, 0, 0
     for i, batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
-        sync = (
-            contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
-        )
-        with sync:
+        with _gradient_sync(model, last):
             loss, n = micro_batch_loss(model, loss_fn, batch, device)
             loss.backward()
         loss_sum += float(loss.detach())
@@ -128,12 +136,15 @@ def train_step(
     (global_loss, global_trained, global_tokens), world = _global_sums(
         [loss_sum, num_trained, num_tokens], device
     )
-    # DDP averaged gradients over ranks; undo that and divide by the global token count.
+    # DDP (and FSDP) averaged gradients over ranks; undo that and divide by the global token count.
     scale_grads(model, world / max(global_trained, 1))
     grad_norm = None
     if clip_grad_norm is not None:
         params = [p for p in model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm=float(clip_grad_norm)))
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm=float(clip_grad_norm))
+        # FSDP's grads are shards (DTensors): the norm is then a DTensor whose full value
+        # is the norm over all ranks' shards, the one the gradients were clipped with.
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
     optimizer.step()
     if lr_scheduler is not None:
         lr_scheduler.step()

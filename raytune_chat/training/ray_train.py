@@ -30,8 +30,9 @@ from raytune_chat.training._outputs import write_peft_adapter
 from raytune_chat.training._train_state import (
     TrainPosition,
     load_train_state,
-    save_train_state,
+    train_state,
     unwrap_model,
+    write_train_state,
 )
 from raytune_chat.training.recipe_config import RecipeSettings
 
@@ -268,12 +269,16 @@ def report(
     With `adapter_of` (the model config; given on the last report) the checkpoint also holds
     the PEFT adapter in `adapter/`, so it lands in `ray.storage_path` (local or s3://).
     """
+    # Every rank: an FSDP model gathers its adapter and optimizer state (collectives).
+    state = train_state(model, optimizer, lr_scheduler, position)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if ray.train.get_context().get_world_rank() == 0:
-            save_train_state(tmp, model, optimizer, lr_scheduler, position)
+            write_train_state(tmp, state)
             if adapter_of is not None:
-                write_peft_adapter(unwrap_model(model), adapter_of, Path(tmp) / "adapter")
+                write_peft_adapter(
+                    unwrap_model(model), adapter_of, Path(tmp) / "adapter", state=state["adapter"]
+                )
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(
             {**metrics, **dataclasses.asdict(position)},

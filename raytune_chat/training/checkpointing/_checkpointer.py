@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,11 @@ from raytune_chat.training.checkpointing._constants import (
     MODEL_KEY,
     ModelType,
 )
-from raytune_chat.training.checkpointing._files import iter_weights, write_weights
+from raytune_chat.training.checkpointing._files import (
+    iter_safetensor_slices,
+    iter_weights,
+    write_weights,
+)
 
 __all__ = [
     "FullModelHFCheckpointer",
@@ -49,6 +54,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# rows_of(name, shape) -> the rows [start, stop) to read of that tensor, or None to skip it
+RowsOf = Callable[[str, tuple[int, ...]], tuple[int, int] | None]
+
+# The most elements one read of a tensor's rows holds (32 MB in bf16)
+_PIECE_ELEMENTS = 16 * 2**20
 
 RESUME_HINT = (
     "the checkpointer does not resume runs; a run resumes from its latest Ray Train "
@@ -136,6 +147,20 @@ class _Checkpointer:
             if self._model_type.ties_embeddings and key == "output.weight":
                 continue
             yield key, value
+
+    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, int, torch.Tensor]]:
+        """Yield ``(name, offset, rows)``: the rows ``rows_of(name, shape)`` asks for of each
+        base weight (torchtune names), in pieces (``offset``: where a piece starts in them),
+        nothing for a tensor it answers None for.
+
+        For FSDP, where each rank keeps only its own rows. Here each tensor is read whole,
+        one at a time, and cut; Hugging Face safetensors read only the rows asked for.
+        """
+        for name, tensor in self.iter_model_weights():
+            rows = rows_of(name, tuple(tensor.shape))
+            if rows is not None:
+                yield name, 0, tensor[rows[0] : rows[1]].clone()
+            del tensor
 
     def load_checkpoint(self) -> dict[str, Any]:
         """Load the model weights (torchtune names) as one state dict.
@@ -298,6 +323,34 @@ class FullModelHFCheckpointer(_Checkpointer):
             for name, tensor in iter_weights(path):
                 self._weight_map[name] = index  # merged weights are saved in the same shard
                 yield from convert_weights.hf_to_tune({name: tensor}, **shape).items()
+
+    def iter_model_weight_rows(self, rows_of: RowsOf) -> Iterator[tuple[str, int, torch.Tensor]]:
+        """As the base class, but safetensors files are read slice by slice: only the rows
+        asked for (whole heads for q/k, whose rows are permuted within each head), in
+        pieces of at most `_PIECE_ELEMENTS` (so a rank's peak is its shard plus one piece)."""
+        if any(path.suffix != ".safetensors" for path in self._checkpoint_paths):
+            yield from super().iter_model_weight_rows(rows_of)
+            return
+        shape = self._attention_shape()
+        for index, path in enumerate(self._checkpoint_paths):
+            for hf_name, hf_shape, read_rows in iter_safetensor_slices(path):
+                self._weight_map[hf_name] = index
+                name = convert_weights.hf_key_to_tune(hf_name)
+                if name is None or (self._model_type.ties_embeddings and name == "output.weight"):
+                    continue
+                rows = rows_of(name, hf_shape)
+                if rows is None:
+                    continue
+                if "q_proj" in name or "k_proj" in name:  # whole heads, permuted: one piece
+                    pieces = [rows]
+                else:
+                    step = max(1, _PIECE_ELEMENTS // max(1, math.prod(hf_shape[1:])))
+                    pieces = [(a, min(a + step, rows[1])) for a in range(rows[0], rows[1], step)]
+                for start, stop in pieces or [rows]:
+                    piece = convert_weights.hf_rows_to_tune(
+                        hf_name, read_rows, start, stop, **shape
+                    )
+                    yield name, start - rows[0], piece
 
     def _save_model(self, model_sd: Mapping[str, torch.Tensor], model_dir: Path) -> None:
         hf_sd = convert_weights.tune_to_hf(model_sd, **self._attention_shape())

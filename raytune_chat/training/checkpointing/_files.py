@@ -10,7 +10,7 @@ tensors' memory, without serialising a shard to bytes first. Pickle-based files 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import safetensors.torch
@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 
 __all__ = [
+    "iter_safetensor_slices",
     "iter_safetensors",
     "iter_weights",
     "read_safetensors",
@@ -43,6 +44,29 @@ def iter_safetensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
     with safe_open(path, framework="pt", backend="pread") as f:
         for name in f.offset_keys():
             yield name, f.get_tensor(name)
+
+
+def iter_safetensor_slices(
+    path: str | Path,
+) -> Iterator[tuple[str, tuple[int, ...], Callable[[int, int], torch.Tensor]]]:
+    """Yield ``(name, shape, read_rows)`` for each tensor of a ``.safetensors`` file.
+
+    ``read_rows(start, stop)`` reads only those rows from disk (``get_slice``, with
+    ``pread``), into fresh CPU memory; it is valid until the next item. A tensor whose
+    rows are not asked for is not read at all. This is how each FSDP rank reads only its
+    own shard of the base weights.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+        >>> write_safetensors({"x": torch.arange(6.0).view(3, 2)}, p)
+        >>> [(n, shape, read(1, 3).tolist()) for n, shape, read in iter_safetensor_slices(p)]
+        [('x', (3, 2), [[2.0, 3.0], [4.0, 5.0]])]
+    """
+    with safe_open(path, framework="pt", backend="pread") as f:
+        for name in f.offset_keys():
+            part = f.get_slice(name)
+            yield name, tuple(part.get_shape()), lambda start, stop, part=part: part[start:stop]
 
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
