@@ -27,9 +27,9 @@ pytestmark = pytest.mark.slow
 ROWS = 40  # 2 ranks x 2 rows a step: 10 steps
 
 
-# One strategy per run of the same story; "fsdp" joins once `ray.strategy: fsdp` runs with
-# gloo on CPU (issue 15, item 1).
-@pytest.mark.parametrize("strategy", ["ddp"])
+# One strategy per run of the same story: DDP, and FSDP2 (each rank holds half of every
+# weight; the checkpoint gathers them).
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_killed_worker_recovers_by_itself_and_trains_each_row_once(ray_cluster, tmp_path, strategy):
     data = tmp_path / "chat.jsonl"
     rows = sample_conversations(ROWS, skip=600)
