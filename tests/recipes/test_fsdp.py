@@ -133,10 +133,19 @@ def _overrides(out: Path, data: Path, hf_base: Path, *extra: str) -> list[str]:
     ]
 
 
+VALIDATE = ("eval_generate_n=2", "eval_max_new_tokens=4")  # with the training rows as dataset_val
+
+
 def _run(*overrides: str) -> list[dict]:
+    """The run's training step records; with VALIDATE, its last validation and stop records
+    after them."""
     cfg = load_config("tiny/llama3_lora_cpu", list(overrides))
+    if "eval_generate_n=2" in overrides:
+        cfg["dataset_val"] = dict(cfg["dataset"])
     get_recipe("lora_finetune_distributed")(cfg)
-    return read_metrics(Path(cfg["output_dir"]) / "metrics.jsonl")
+    records = read_metrics(Path(cfg["output_dir"]) / "metrics.jsonl")
+    steps = [r for r in records if "loss" in r]
+    return steps + [r for r in records if "val_loss" in r or "stop_share" in r][-2:]
 
 
 def _peft_adapter(folder: Path) -> dict[str, torch.Tensor]:
@@ -148,7 +157,8 @@ def test_fsdp_follows_ddp_resumes_on_two_workers_and_one_and_peft_loads(
     ray_cluster, hf_base, tmp_path
 ):
     data = write_chat_file(tmp_path / "chat.json", sample_conversations(24, skip=200))
-    ddp = _run(*_overrides(tmp_path / "ddp", data, hf_base, "epochs=2"))
+    ddp = _run(*_overrides(tmp_path / "ddp", data, hf_base, "epochs=2", *VALIDATE))
+    ddp, ddp_end = ddp[:-2], ddp[-2:]
     fsdp = _run(*_overrides(tmp_path / "fsdp", data, hf_base, "epochs=1", "ray.strategy=fsdp"))
     assert [r["step"] for r in ddp] == list(range(1, 7)) and len(fsdp) == 3
     for ours, ref in zip(fsdp, ddp[:3], strict=False):
@@ -161,7 +171,16 @@ def test_fsdp_follows_ddp_resumes_on_two_workers_and_one_and_peft_loads(
     # Resume the FSDP run on 2 workers, to 2 epochs; its epoch-0 checkpoint on 1, below.
     saved = _epoch_checkpoint(tmp_path / "fsdp", step=3)
     shutil.copytree(saved, tmp_path / "epoch_0_checkpoint")
-    two = _run(*_overrides(tmp_path / "fsdp", data, hf_base, "epochs=2", "ray.strategy=fsdp"))
+    two = _run(
+        *_overrides(tmp_path / "fsdp", data, hf_base, "epochs=2", "ray.strategy=fsdp", *VALIDATE)
+    )
+    two, two_end = two[:-2], two[-2:]
+    # The end of the run under FSDP, every rank in step: the validation loss, and the greedy
+    # stop check that all ranks run together, as DDP's.
+    assert two_end[0]["val_loss"] == pytest.approx(ddp_end[0]["val_loss"], rel=1e-4)
+    assert two_end[0]["val_trained_tokens"] == ddp_end[0]["val_trained_tokens"] > 0
+    assert two_end[1]["stop_share_n"] == ddp_end[1]["stop_share_n"] == 2
+    assert two_end[1]["stop_share"] == ddp_end[1]["stop_share"]
     assert [r["step"] for r in two] == list(range(1, 7))
     assert all(r["resumed_from_step"] == 3 for r in two[3:])
     for ours, ref in zip(two[3:], ddp[3:], strict=True):  # adapter and AdamW state restored
