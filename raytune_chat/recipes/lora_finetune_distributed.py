@@ -316,9 +316,9 @@ def _check_stops(
 ) -> None:
     """The share of validation prompts whose greedy answer ends with a stop token, logged."""
     model = training.unwrap_model(parts.model)
-    record = generation.stop_share_record(model, eval_prompts, parts.settings.eval_max_new_tokens)
+    stops = generation.stop_share_record(model, eval_prompts, parts.settings.eval_max_new_tokens)
     for logger in parts.loggers:
-        logger.log_dict(record, step=position.global_step)
+        logger.log_dict(stops, step=position.global_step)
 
 
 def _end_epoch(

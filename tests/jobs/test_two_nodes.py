@@ -1,5 +1,10 @@
 """Two Ray nodes on this machine, one training worker on each, submitted with `ray job submit`.
 
+The cluster (a `ray start --head` plus a `ray start --address` node, with moto's S3) is
+private to this module (own temp dirs, ports, token file) and stopped by its own process
+list, never with `ray stop`. It has token auth on, as every Ray 2.60 cluster should: the
+first test checks that requests without the token are refused.
+
 The head (`ray start --head`, labelled ``rtc-node=head``) runs the job's driver; a second node
 (`ray start --address`, labelled ``rtc-node=b``, its own temp dir and ports) joins it, token
 auth on for both. `ray.label_selector: [{rtc-node: b}, {rtc-node: head}]` puts rank 0 on node b
@@ -13,8 +18,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -83,6 +91,30 @@ def _read(s3, key: str) -> bytes:
     return s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
+def test_cluster_rejects_requests_without_the_token(two_nodes):
+    ray = str(Path(sys.executable).parent / "ray")
+    cmd = [ray, "job", "list", "--address", two_nodes.dashboard_address]
+    env = two_nodes.client_env()
+    good = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run(
+        cmd, env={**env, "RAY_AUTH_TOKEN": "0" * 64}, capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0
+    # Without RAY_AUTH_MODE=token the CLI sends no token at all (the mode is not inferred).
+    no_mode = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    plain = subprocess.run(cmd, env=no_mode, capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0 and "Unauthorized" in plain.stderr
+    for token, code in (("", 401), ("0" * 64, 403)):
+        request = urllib.request.Request(
+            f"{two_nodes.dashboard_address}/api/jobs/",
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == code
+
+
 def test_two_nodes_one_worker_each_outputs_land_in_storage(two_nodes, s3, tmp_path):
     # 2 ranks x batch 2 x 4 steps = 16 rows; 24 conversations leave some over.
     data = tmp_path / "chat.json"
@@ -117,6 +149,8 @@ def test_two_nodes_one_worker_each_outputs_land_in_storage(two_nodes, s3, tmp_pa
     )
     logs = two_nodes.ray_job("logs", job_id).stdout
     assert status == "SUCCEEDED", logs[-6000:]
+    # Ray processes found their own cluster, not the other Ray instances on this machine.
+    assert "Found multiple active Ray instances" not in logs
     # One training worker ran on each node (the label selector placed them).
     assert sorted(workers) == ["b", "head"], (workers, logs[-3000:])
 
@@ -138,6 +172,9 @@ def test_two_nodes_one_worker_each_outputs_land_in_storage(two_nodes, s3, tmp_pa
         "summary.json",
     ):
         assert f"{outputs}/{name}" in keys, (name, keys)
+    # Ray Train's checkpoints (adapter, optimizer, data position) are in the bucket too.
+    checkpoints = f"ray_results/{NAME}/"
+    assert any(k.startswith(checkpoints) and k.endswith("train_state.pt") for k in keys), keys
     metrics = [json.loads(line) for line in _read(s3, f"{outputs}/metrics.jsonl").splitlines()]
     assert [r["step"] for r in metrics] == [1, 2, 3, 4]
     summary = json.loads(_read(s3, f"{outputs}/summary.json"))

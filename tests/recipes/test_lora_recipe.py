@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 import yaml
@@ -180,76 +177,3 @@ def test_two_ddp_workers_track_one_worker_with_doubled_accumulation(ray_cluster,
     for a, b in zip(l1, l2, strict=True):
         assert b == pytest.approx(a, rel=0.15), (l1, l2)
     assert l1[-1] < l1[0] and l2[-1] < l2[0]
-
-
-def _train_worker_processes(metrics: Path) -> list[psutil.Process]:
-    """The rank-0 training process of this test's run: a descendant of this test process
-    (never another cluster's) holding the run's metrics log open."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if any(Path(f.path) == metrics for f in proc.open_files()):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _registered_checkpoints(storage: Path) -> int:
-    """How many checkpoints Ray Train's controller has registered for the run in `storage`."""
-    for snapshot in storage.glob("*/checkpoint_manager_snapshot.json"):
-        try:
-            return len(json.loads(snapshot.read_text())["checkpoint_results"])
-        except (OSError, ValueError, KeyError):
-            return 0  # being written: look again
-    return 0
-
-
-def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, tmp_path):
-    data = write_chat_file(tmp_path / "chat.json", sample_conversations(40, skip=200))
-    out = tmp_path / "out"
-    cfg = load_config(
-        "tiny/llama3_lora_cpu",
-        [
-            *fast_overrides(out, data),
-            "max_steps_per_epoch=20",  # long enough that the kill lands mid-run
-            "save_every_n_steps=2",
-            "ray.max_failures=1",
-            "shuffle=False",
-            "log_peak_memory_stats=False",
-        ],
-    )
-    result: dict = {}
-    runner = threading.Thread(
-        target=lambda: result.update(get_recipe("lora_finetune_single_device")(cfg))
-    )
-    runner.start()
-    metrics = out / "metrics.jsonl"
-
-    def wait_until(ready) -> None:
-        deadline = time.time() + 600
-        while time.time() < deadline and not ready():
-            time.sleep(0.02)
-
-    def logged_a_step() -> bool:
-        return metrics.exists() and bool(read_metrics(metrics))
-
-    # Find the worker first (scanning processes is slow), then kill it as soon as Ray Train
-    # has registered a checkpoint (its snapshot file lists one): a checkpoint on disk that
-    # the controller has not yet polled would make the restart begin from scratch.
-    wait_until(logged_a_step)
-    victims = _train_worker_processes(metrics)
-    assert victims, "no training worker process found"
-    wait_until(lambda: _registered_checkpoints(out / "ray_results") > 0)
-    for proc in victims:
-        proc.kill()
-    runner.join(timeout=600)
-    assert not runner.is_alive()
-    assert result["steps"] == 20
-    steps = [r["step"] for r in read_metrics(metrics)]
-    assert steps == list(range(1, 21))  # exactly the planned steps, none twice
-    records = read_metrics(metrics)
-    resumed_from = records[-1]["resumed_from_step"]
-    assert 2 <= resumed_from < 20  # restarted from a saved step, not from scratch
-    assert all(r["resumed_from_step"] == 0 for r in records[:resumed_from])
-    assert all(r["resumed_from_step"] == resumed_from for r in records[resumed_from:])
